@@ -1,0 +1,86 @@
+/**
+ * The node-to-node transfer protocol, spoken over mutual TLS. A peer asks by
+ * volume name, never by dataset path, so an authenticated node can read
+ * Skein's volumes and nothing else on the pool.
+ *
+ *   client → server   one JSON line: a Request
+ *   server → client   one JSON line: a Response
+ *                     then, for "send" with ok: the raw `zfs send` stream,
+ *                     ended by the server closing the connection.
+ */
+import { InvalidInputError } from "../../kit/errors.ts";
+
+export const PROTOCOL_VERSION = 1;
+/** Header lines longer than this are refused before they are parsed. */
+export const MAX_HEADER_BYTES = 4096;
+
+const VOLUME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const SNAPSHOT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$/;
+
+export type Request =
+  /** The volume's snapshots, oldest first: the client finds the newest common one. */
+  | { v: 1; op: "snapshots"; volume: string }
+  /** Stream `volume@snapshot`, incremental from `from` when given. */
+  | { v: 1; op: "send"; volume: string; snapshot: string; from?: string; intermediates?: boolean };
+
+export interface SnapshotInfo {
+  /** Short name, after the `@`. */
+  name: string;
+  /** ZFS GUID: equal GUIDs on two pools mean the same snapshot. */
+  guid: string;
+}
+
+export type Response =
+  | { ok: true; op: "snapshots"; snapshots: SnapshotInfo[] }
+  | { ok: true; op: "send"; guid: string }
+  | { ok: false; code: TransferErrorCode; message: string };
+
+export type TransferErrorCode = "BadRequest" | "NotFound" | "Failed";
+
+function field(obj: Record<string, unknown>, name: string, pattern: RegExp, what: string): string {
+  const value = obj[name];
+  if (typeof value !== "string" || !pattern.test(value)) {
+    throw new InvalidInputError(`transfer request: "${name}" must be ${what}`);
+  }
+  return value;
+}
+
+/** Parses and validates a request line; throws InvalidInputError saying what is wrong. */
+export function parseRequest(line: string): Request {
+  let obj: unknown;
+  try {
+    obj = JSON.parse(line);
+  } catch {
+    throw new InvalidInputError("transfer request: not JSON");
+  }
+  if (typeof obj !== "object" || obj === null || Array.isArray(obj)) {
+    throw new InvalidInputError("transfer request: not a JSON object");
+  }
+  const r = obj as Record<string, unknown>;
+  if (r.v !== PROTOCOL_VERSION) {
+    throw new InvalidInputError(
+      `transfer request: protocol version ${String(r.v)} is not ${PROTOCOL_VERSION}`,
+    );
+  }
+  const volume = field(r, "volume", VOLUME, "a volume name");
+  if (r.op === "snapshots") return { v: 1, op: "snapshots", volume };
+  if (r.op !== "send") throw new InvalidInputError(`transfer request: unknown op ${JSON.stringify(r.op)}`);
+  const snapshot = field(r, "snapshot", SNAPSHOT, "a snapshot name");
+  const request: Request = { v: 1, op: "send", volume, snapshot };
+  if (r.from !== undefined) request.from = field(r, "from", SNAPSHOT, "a snapshot name");
+  if (r.intermediates !== undefined) {
+    if (typeof r.intermediates !== "boolean")
+      throw new InvalidInputError('transfer request: "intermediates" must be a boolean');
+    if (request.from === undefined)
+      throw new InvalidInputError('transfer request: "intermediates" needs "from"');
+    request.intermediates = r.intermediates;
+  }
+  return request;
+}
+
+/** The newest snapshot both sides have (same GUID), or undefined when they share none. */
+export function newestCommon(source: SnapshotInfo[], target: SnapshotInfo[]): SnapshotInfo | undefined {
+  const have = new Set(target.map((s) => s.guid));
+  for (let i = source.length - 1; i >= 0; i--) if (have.has(source[i]!.guid)) return source[i];
+  return undefined;
+}

@@ -1,0 +1,190 @@
+/**
+ * The transfer endpoint every node agent runs: it streams `zfs send` of its
+ * volumes to peers that prove, by a certificate the cluster CA signed, that
+ * they are Skein nodes. Snapshots are held (`zfs hold`) for as long as they are
+ * being sent, so a concurrent prune cannot pull them from under the stream.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { pipeline } from "node:stream/promises";
+import { createServer, type TLSSocket, type Server as TlsServer } from "node:tls";
+import { describeError } from "../../kit/errors.ts";
+import { createLogger, type Logger } from "../../kit/log.ts";
+import { nodeOfPeer } from "../../kit/pki.ts";
+import { sendArgs } from "../zfs/commands.ts";
+import { volumeDataset } from "../zfs/names.ts";
+import type { Zfs } from "../zfs/runner.ts";
+import { readHeaderLine } from "./header.ts";
+import {
+  MAX_HEADER_BYTES,
+  parseRequest,
+  type Request,
+  type Response,
+  type SnapshotInfo,
+} from "./protocol.ts";
+
+export interface TransferTls {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface TransferServerOptions {
+  pool: string;
+  zfs: Zfs;
+  tls: TransferTls;
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  logger?: Logger;
+  headerTimeoutMs?: number;
+}
+
+const HOLD_PREFIX = "skein-send-";
+
+export class TransferServer {
+  private readonly server: TlsServer;
+  private readonly log: Logger;
+  private readonly sockets = new Set<TLSSocket>();
+
+  constructor(private readonly options: TransferServerOptions) {
+    this.log = options.logger ?? createLogger("transfer-server");
+    this.server = createServer({
+      ca: options.tls.caPem,
+      cert: options.tls.certPem,
+      key: options.tls.keyPem,
+      requestCert: true,
+      // Only peers with a certificate from the cluster CA get past the handshake.
+      rejectUnauthorized: true,
+      minVersion: "TLSv1.3",
+    });
+    this.server.on("secureConnection", (socket) => {
+      this.sockets.add(socket);
+      socket.once("close", () => this.sockets.delete(socket));
+      this.serve(socket).catch((err: unknown) => {
+        this.log.warn({ err: describeError(err) }, "transfer connection failed");
+        socket.destroy();
+      });
+    });
+    this.server.on("tlsClientError", (err) =>
+      this.log.warn({ err: err.message }, "refused a peer at the TLS handshake"),
+    );
+  }
+
+  async start(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(this.options.port, this.options.host, () => resolve());
+    });
+    const { port } = this.server.address() as AddressInfo;
+    this.log.info({ host: this.options.host, port }, "transfer endpoint listening");
+    return port;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async serve(socket: TLSSocket): Promise<void> {
+    const peer = nodeOfPeer(socket.getPeerCertificate());
+    if (!peer) {
+      await reply(socket, { ok: false, code: "BadRequest", message: "peer certificate names no node" });
+      return;
+    }
+    const { line } = await readHeaderLine(socket, MAX_HEADER_BYTES, this.options.headerTimeoutMs ?? 10_000);
+    let request: Request;
+    try {
+      request = parseRequest(line);
+    } catch (err) {
+      await reply(socket, { ok: false, code: "BadRequest", message: describeError(err) });
+      return;
+    }
+    const log = this.log.child({ peer, op: request.op, volume: request.volume });
+    const dataset = volumeDataset(this.options.pool, request.volume);
+    if (!(await this.options.zfs.exists(dataset))) {
+      await reply(socket, {
+        ok: false,
+        code: "NotFound",
+        message: `volume ${request.volume} has no dataset on this node`,
+      });
+      return;
+    }
+    if (request.op === "snapshots") {
+      await reply(socket, { ok: true, op: "snapshots", snapshots: await this.snapshotInfo(dataset) });
+      socket.end();
+      return;
+    }
+    await this.send(socket, dataset, request, log);
+  }
+
+  private async snapshotInfo(dataset: string): Promise<SnapshotInfo[]> {
+    const names = await this.options.zfs.snapshots(dataset);
+    if (names.length === 0) return [];
+    const rows = await this.options.zfs.get(names, ["guid"]);
+    const guid = new Map(rows.map((r) => [r.name, r.value]));
+    return names.map((n) => ({ name: n.slice(n.indexOf("@") + 1), guid: guid.get(n) ?? "" }));
+  }
+
+  private async send(
+    socket: TLSSocket,
+    dataset: string,
+    request: Extract<Request, { op: "send" }>,
+    log: Logger,
+  ) {
+    const zfs = this.options.zfs;
+    const snapshot = `${dataset}@${request.snapshot}`;
+    const from = request.from === undefined ? undefined : `${dataset}@${request.from}`;
+    const held = [snapshot, ...(from ? [from] : [])];
+    for (const s of held) {
+      if (!(await zfs.exists(s))) {
+        await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${s} does not exist` });
+        return;
+      }
+    }
+    const tag = HOLD_PREFIX + randomBytes(6).toString("hex");
+    await zfs.hold(tag, held);
+    try {
+      const guid = (await zfs.properties(snapshot, ["guid"])).get("guid")?.value ?? "";
+      await reply(socket, { ok: true, op: "send", guid });
+      const argv = sendArgs(snapshot, { from, intermediates: request.intermediates }, zfs.capabilities);
+      const started = Date.now();
+      const [program, ...args] = argv;
+      const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
+      let stderr = "";
+      child.stderr.setEncoding("utf8").on("data", (c: string) => {
+        if (stderr.length < 8192) stderr += c;
+      });
+      const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+      let bytes = 0;
+      child.stdout.on("data", (chunk: Buffer) => {
+        bytes += chunk.length;
+      });
+      try {
+        await pipeline(child.stdout, socket);
+      } catch (err) {
+        child.kill("SIGKILL");
+        await exited;
+        throw new Error(
+          `stream of ${snapshot} to the peer broke after ${bytes} bytes: ${describeError(err)}`,
+        );
+      }
+      const code = await exited;
+      if (code !== 0) throw new Error(`${argv.join(" ")} exited with code ${code}: ${stderr.trim()}`);
+      log.info({ snapshot, from, bytes, ms: Date.now() - started }, "sent snapshot");
+    } finally {
+      await zfs
+        .release(tag, held)
+        .catch((err: unknown) => log.error({ err: describeError(err), tag }, "could not release hold"));
+    }
+  }
+}
+
+function reply(socket: TLSSocket, response: Response): Promise<void> {
+  return new Promise<void>((resolve, reject) =>
+    socket.write(`${JSON.stringify(response)}\n`, (err) => (err ? reject(err) : resolve())),
+  ).then(() => {
+    if (!response.ok) socket.end();
+  });
+}

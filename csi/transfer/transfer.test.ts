@@ -1,0 +1,176 @@
+import { createHash, randomBytes } from "node:crypto";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { connect } from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCa, issueNodeCert, type PemPair } from "../../kit/pki.ts";
+import { createPool, type Pool } from "../../test/fixtures/pool.ts";
+import { skeinRoot, volumeDataset } from "../zfs/names.ts";
+import { Zfs } from "../zfs/runner.ts";
+import { listPeerSnapshots, pullSnapshot, TransferError } from "./client.ts";
+import { newestCommon } from "./protocol.ts";
+import { TransferServer, type TransferTls } from "./server.ts";
+
+const tlsOf = (ca: PemPair, node: PemPair): TransferTls => ({
+  caPem: ca.certPem,
+  certPem: node.certPem,
+  keyPem: node.keyPem,
+});
+
+function checksums(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of readdirSync(dir).sort())
+    out[f] = createHash("sha256")
+      .update(readFileSync(join(dir, f)))
+      .digest("hex");
+  return out;
+}
+
+describe("transfer endpoint", () => {
+  let source: Pool;
+  let target: Pool;
+  let zfs: Zfs;
+  let ca: PemPair;
+  let nodeA: TransferTls;
+  let nodeB: TransferTls;
+  let server: TransferServer;
+  let peer: { node: string; host: string; port: number };
+  const volume = "vol-1";
+
+  beforeAll(async () => {
+    [source, target] = [await createPool(), await createPool()];
+    zfs = await Zfs.detect();
+    ca = await createCa("skein-transfer-ca");
+    nodeA = tlsOf(ca, await issueNodeCert(ca, "node-a"));
+    nodeB = tlsOf(ca, await issueNodeCert(ca, "node-b"));
+    await zfs.create(volumeDataset(source.name, volume), { parents: true });
+    await zfs.create(skeinRoot(target.name));
+    server = new TransferServer({ pool: source.name, zfs, tls: nodeA, host: "127.0.0.1", port: 0 });
+    peer = { node: "node-a", host: "127.0.0.1", port: await server.start() };
+  });
+
+  afterAll(async () => {
+    await server?.stop();
+    await source?.destroy();
+    await target?.destroy();
+  });
+
+  const srcDir = () => join(source.mountRoot, "skein", volume);
+  const dstDir = () => join(target.mountRoot, "skein", volume);
+
+  it("carries a full stream, then an incremental one, byte for byte", async () => {
+    writeFileSync(join(srcDir(), "a.bin"), randomBytes(3 * 1024 * 1024));
+    writeFileSync(join(srcDir(), "b.txt"), "first");
+    await zfs.snapshot(`${volumeDataset(source.name, volume)}@s1`);
+    const full = await pullSnapshot(
+      peer,
+      nodeB,
+      { volume, snapshot: "s1" },
+      { zfs, dataset: volumeDataset(target.name, volume) },
+    );
+    expect(full.bytes).toBeGreaterThan(3 * 1024 * 1024);
+    expect(checksums(dstDir())).toEqual(checksums(srcDir()));
+
+    writeFileSync(join(srcDir(), "b.txt"), "second");
+    writeFileSync(join(srcDir(), "c.bin"), randomBytes(64 * 1024));
+    await zfs.snapshot(`${volumeDataset(source.name, volume)}@s2`);
+    const delta = await pullSnapshot(
+      peer,
+      nodeB,
+      { volume, snapshot: "s2", from: "s1" },
+      { zfs, dataset: volumeDataset(target.name, volume), force: true },
+    );
+    expect(delta.bytes).toBeLessThan(full.bytes / 4);
+    expect(checksums(dstDir())).toEqual(checksums(srcDir()));
+  });
+
+  it("lists the peer's snapshots with GUIDs that match the received copies", async () => {
+    const remote = await listPeerSnapshots(peer, nodeB, volume);
+    expect(remote.map((s) => s.name)).toEqual(["s1", "s2"]);
+    const local = await zfs.get(
+      [`${volumeDataset(target.name, volume)}@s1`, `${volumeDataset(target.name, volume)}@s2`],
+      ["guid"],
+    );
+    const localInfo = local.map((r) => ({ name: r.name.split("@")[1]!, guid: r.value }));
+    expect(newestCommon(remote, localInfo)?.name).toBe("s2");
+  });
+
+  it("releases its holds once a send is done", async () => {
+    expect(await zfs.holdCount(`${volumeDataset(source.name, volume)}@s1`)).toBe(0);
+    expect(await zfs.holdCount(`${volumeDataset(source.name, volume)}@s2`)).toBe(0);
+  });
+
+  it("refuses a client without a certificate", async () => {
+    const outcome = await new Promise<string>((resolve) => {
+      const s = connect({
+        host: peer.host,
+        port: peer.port,
+        ca: ca.certPem,
+        servername: "node-a",
+        minVersion: "TLSv1.3",
+      });
+      s.on("secureConnect", () => s.write(`${JSON.stringify({ v: 1, op: "snapshots", volume })}\n`));
+      s.on("data", (d) => resolve(`answered: ${d}`));
+      s.on("error", (e) => resolve(`error: ${e.message}`));
+      s.on("close", () => resolve("closed"));
+    });
+    expect(outcome).not.toMatch(/answered/);
+  });
+
+  it("refuses a client whose certificate another CA signed", async () => {
+    const rogueCa = await createCa("skein-transfer-ca");
+    const rogue = tlsOf(ca, await issueNodeCert(rogueCa, "node-b"));
+    await expect(listPeerSnapshots(peer, rogue, volume)).rejects.toThrow(TransferError);
+  });
+
+  it("refuses to talk to a server that is not the node it meant", async () => {
+    await expect(listPeerSnapshots({ ...peer, node: "node-c" }, nodeB, volume)).rejects.toThrow(
+      /is node-a, not node-c/,
+    );
+  });
+
+  it.each([
+    [
+      "a volume path that escapes",
+      { volume: "../../etc", snapshot: "s1" },
+      /PeerBadRequest|must be a volume name/,
+    ],
+    ["an unknown volume", { volume: "nope", snapshot: "s1" }, /has no dataset/],
+    ["an unknown snapshot", { volume, snapshot: "s9" }, /does not exist/],
+  ])("answers %s with a clear refusal", async (_what, request, message) => {
+    await expect(
+      pullSnapshot(peer, nodeB, request, { zfs, dataset: volumeDataset(target.name, "other") }),
+    ).rejects.toThrow(message);
+    expect(await zfs.exists(volumeDataset(target.name, "other"))).toBe(false);
+  });
+
+  it("leaves the target as it was when the stream breaks mid-way", async () => {
+    writeFileSync(join(srcDir(), "big.bin"), randomBytes(48 * 1024 * 1024));
+    await zfs.snapshot(`${volumeDataset(source.name, volume)}@s3`);
+    const before = checksums(dstDir());
+    let cut = false;
+    const attempt = pullSnapshot(
+      peer,
+      nodeB,
+      { volume, snapshot: "s3", from: "s2" },
+      { zfs, dataset: volumeDataset(target.name, volume), force: true },
+      (bytes) => {
+        if (!cut && bytes > 1024 * 1024) {
+          cut = true;
+          void server.stop();
+        }
+      },
+    );
+    await expect(attempt).rejects.toThrow(/ReceiveFailed|failed after/);
+    expect(await zfs.snapshots(volumeDataset(target.name, volume))).toEqual([
+      `${volumeDataset(target.name, volume)}@s1`,
+      `${volumeDataset(target.name, volume)}@s2`,
+    ]);
+    expect(checksums(dstDir())).toEqual(before);
+    // The source's snapshot is not left held by the broken send.
+    for (let i = 0; i < 50 && (await zfs.holdCount(`${volumeDataset(source.name, volume)}@s3`)) > 0; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(await zfs.holdCount(`${volumeDataset(source.name, volume)}@s3`)).toBe(0);
+  });
+});
