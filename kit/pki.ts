@@ -10,7 +10,7 @@ import { webcrypto, X509Certificate } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { InvalidInputError } from "./errors.ts";
 
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
 export interface PemPair {
   certPem: string;
@@ -27,7 +27,7 @@ function serial(): string {
     .replace(/^[89a-f]/, "1");
 }
 
-async function keyPem(key: CryptoKey): Promise<string> {
+async function keyPem(key: webcrypto.CryptoKey): Promise<string> {
   const der = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key));
   return `-----BEGIN PRIVATE KEY-----\n${der
     .toString("base64")
@@ -35,7 +35,7 @@ async function keyPem(key: CryptoKey): Promise<string> {
     .trimEnd()}\n-----END PRIVATE KEY-----\n`;
 }
 
-async function importKey(pem: string): Promise<CryptoKey> {
+async function importKey(pem: string): Promise<webcrypto.CryptoKey> {
   const b64 = pem.replace(/-----(BEGIN|END) PRIVATE KEY-----/g, "").replace(/\s+/g, "");
   return webcrypto.subtle.importKey("pkcs8", Buffer.from(b64, "base64"), ALGORITHM, false, ["sign"]);
 }
