@@ -12,6 +12,26 @@ interface Command {
 }
 
 const commands: Record<string, Command> = {
+  dns: {
+    summary: "run the node DNS responder alone (the network agent hosts it in production)",
+    main: async () => (await import("../cni/dns/main.ts")).main,
+  },
+  operator: {
+    summary: "run the operator (network allocation, node garbage collection)",
+    main: async () => (await import("../operator/main.ts")).main,
+  },
+  "net-agent": {
+    summary: "run the node network agent (bridge, VXLAN overlay, CNI plugin install)",
+    main: async () => (await import("../cni/main.ts")).main,
+  },
+  "csi-controller": {
+    summary: "run the CSI controller (Identity + Controller services over Volume objects)",
+    main: async () => (await import("../csi/main.ts")).controllerMain,
+  },
+  "csi-node": {
+    summary: "run the CSI node plugin and this node's ZFS volume agent",
+    main: async () => (await import("../csi/main.ts")).nodeMain,
+  },
   version: {
     summary: "print the version",
     main: async () => async () => {
