@@ -22,7 +22,8 @@ import { NodeGcReconciler } from "./nodegc/reconciler.ts";
 const HELP = `usage: skein operator [flags]
 
 Watches the skein.io API and converges the cluster: allocates every node's
-address block of each Network (NodeSubnets) and cleans up after deleted nodes.
+address block of each Network (NodeSubnets) and cleans up after deleted nodes
+(their StoragePools and their records in Volumes' replica lists).
 
 flags:
   --kubeconfig PATH        kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
@@ -78,8 +79,9 @@ export async function main(argv: string[]): Promise<number> {
   const networks = skeinInformer(kubeConfig, "Network", { logger: log });
   const subnets = skeinInformer(kubeConfig, "NodeSubnet", { logger: log });
   const pools = skeinInformer(kubeConfig, "StoragePool", { logger: log });
+  const volumes = skeinInformer(kubeConfig, "Volume", { logger: log });
   const nodes = nodeInformer(kubeConfig, { logger: log });
-  const informers = [networks, subnets, pools, nodes];
+  const informers = [networks, subnets, pools, volumes, nodes];
   const events = new EventRecorder({
     kubeConfig,
     reportingController: "skein.io/operator",
@@ -98,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
     .watch(networks)
     .watch(subnets, NetworkReconciler.keysForSubnet)
     .watch(nodes, () => networks.keys());
-  const nodeGc = new NodeGcReconciler({ kubeConfig, nodes, pools, log });
+  const nodeGc = new NodeGcReconciler({ kubeConfig, nodes, pools, volumes, log });
   const nodeGcController = new Controller({
     name: "nodegc",
     reconcile: (key) => nodeGc.reconcile(key),
@@ -107,7 +109,8 @@ export async function main(argv: string[]): Promise<number> {
     logger: log,
   })
     .watch(nodes)
-    .watch(pools, (p) => p.spec.node);
+    .watch(pools, (p) => p.spec.node)
+    .watch(volumes, NodeGcReconciler.keysForVolume);
   const controllers = [networkController, nodeGcController];
 
   const { host, port } = parseListenAddress(values["metrics-address"]);

@@ -14,10 +14,18 @@ import {
   type KubeConfig,
 } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GROUP, type Network, type NodeSubnet, type StoragePool, VERSION } from "../api/v1alpha1/index.ts";
+import {
+  GROUP,
+  type Network,
+  type NodeSubnet,
+  type StoragePool,
+  VERSION,
+  type Volume,
+} from "../api/v1alpha1/index.ts";
 import { applyCrds } from "../api/v1alpha1/install.ts";
 import { eventually } from "../kit/k8s/testing.ts";
 import { type ApiServer, startApiServer } from "../test/fixtures/apiserver.ts";
+import { createNode as createNodeObject, createSkeinObject } from "../test/fixtures/objects.ts";
 import { type OwnedProcess, startProcess } from "../test/fixtures/process.ts";
 
 const NAMESPACE = "skein-system";
@@ -74,26 +82,10 @@ describe("skein operator", () => {
       name,
     })) as Network;
 
-  async function createNode(name: string, ip: string) {
-    await core.createNode({ body: { metadata: { name } } });
-    const node = await core.readNode({ name });
-    node.status = { addresses: [{ type: "InternalIP", address: ip }] };
-    await core.replaceNodeStatus({ name, body: node });
-  }
+  const createNode = (name: string, ip: string) => createNodeObject(kc, name, ip);
 
-  async function createNetwork(name: string, cidr: string, vni: number, nodeBlockPrefixLength = 24) {
-    await objects.createClusterCustomObject({
-      group: GROUP,
-      version: VERSION,
-      plural: "networks",
-      body: {
-        apiVersion: `${GROUP}/${VERSION}`,
-        kind: "Network",
-        metadata: { name },
-        spec: { cidr, vni, nodeBlockPrefixLength },
-      },
-    });
-  }
+  const createNetwork = (name: string, cidr: string, vni: number, nodeBlockPrefixLength = 24) =>
+    createSkeinObject(kc, "Network", name, { cidr, vni, nodeBlockPrefixLength });
 
   /** node → block, per network. */
   async function allocation(): Promise<Map<string, Map<string, string>>> {
@@ -186,7 +178,31 @@ describe("skein operator", () => {
     expect(after).toEqual(versions);
   });
 
-  it("frees a deleted node's blocks and removes its storage pool", async () => {
+  it("frees a deleted node's blocks and removes its storage pool and replica records", async () => {
+    const volume = (await objects.createClusterCustomObject({
+      group: GROUP,
+      version: VERSION,
+      plural: "volumes",
+      body: {
+        apiVersion: `${GROUP}/${VERSION}`,
+        kind: "Volume",
+        metadata: { name: "vol-1" },
+        spec: { capacityBytes: 1048576, ownerNode: "node-001", replicas: 2 },
+      },
+    })) as Volume;
+    volume.status = {
+      replicas: [
+        { node: "node-100", lastSyncedSnapshot: "s1" },
+        { node: "node-002", lastSyncedSnapshot: "s1" },
+      ],
+    };
+    await objects.replaceClusterCustomObjectStatus({
+      group: GROUP,
+      version: VERSION,
+      plural: "volumes",
+      name: "vol-1",
+      body: volume,
+    });
     await objects.createClusterCustomObject({
       group: GROUP,
       version: VERSION,
@@ -210,6 +226,16 @@ describe("skein operator", () => {
       30_000,
     );
     expect((await allocation()).get("pods")?.size).toBe(99);
+    const replicas = await eventually("node-100's replica record dropped", async () => {
+      const v = (await objects.getClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: "volumes",
+        name: "vol-1",
+      })) as Volume;
+      return v.status?.replicas?.length === 1 ? v.status.replicas : undefined;
+    });
+    expect(replicas.map((r) => r.node)).toEqual(["node-002"]);
   });
 
   it("reports exhaustion as a condition and an event instead of failing silently", async () => {

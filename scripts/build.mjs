@@ -1,9 +1,11 @@
 // Bundles the `skein` entry point into dist/ with esbuild. The CNI plugin gets
 // its own small bundle: it runs on every pod start and must not load the
-// Kubernetes client or anything else it does not use.
+// Kubernetes client or anything else it does not use; that bundle then becomes
+// a single executable, dist/skein-cni (scripts/build-cni-sea.mjs).
 
 import { existsSync } from "node:fs";
 import { build } from "esbuild";
+import { buildCniSea } from "./build-cni-sea.mjs";
 
 const common = { bundle: true, platform: "node", target: "node20", sourcemap: true, logLevel: "warning" };
 
@@ -19,6 +21,9 @@ await build({
   },
 });
 
+// The CSI services load their protocol definition at run time, from beside the bundle.
+copyFileSync("csi/proto/csi.proto", "dist/csi.proto");
+
 if (existsSync("cni/plugin/main.ts")) {
   await build({
     ...common,
@@ -27,4 +32,6 @@ if (existsSync("cni/plugin/main.ts")) {
     outExtension: { ".js": ".cjs" },
     outdir: "dist",
   });
+  // The executable the agent installs into /opt/cni/bin: runs without Node on the host.
+  buildCniSea("dist/skein-cni.cjs", "dist/skein-cni");
 }

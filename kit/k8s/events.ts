@@ -2,12 +2,12 @@
  * An `events.k8s.io/v1` Event recorder that aggregates instead of flooding.
  *
  * The first occurrence creates an Event. A repeat (same regarding object,
- * related object, type, reason, action and note) within `seriesWindowMs` only
- * counts; one merge patch per `flushMs` writes the series' count and
- * lastObservedTime to that Event, the way `kubectl get events` shows
- * "(x12 over 3m)". Recording never blocks or throws: writes run in the
- * background and their failures are logged, because a controller must not
- * fail a reconcile over an Event.
+ * related object, type, reason, action and note) within `seriesWindowMs` of
+ * the previous one only counts; one merge patch per `flushMs` writes the
+ * series' count and lastObservedTime to that Event, the way `kubectl get
+ * events` shows "(x12 over 3m)". Recording never blocks, and throws only for
+ * input the API would reject: writes run in the background and their failures
+ * are logged, because a controller must not fail a reconcile over an Event.
  */
 import {
   EventsV1Api,
@@ -43,7 +43,7 @@ export interface EventRecorderOptions {
   reportingController: string;
   /** This replica, e.g. the pod name. */
   reportingInstance: string;
-  /** Repeats within this long of the series' last write join it; default 6 minutes. */
+  /** A repeat within this long of the previous occurrence joins its series; default 6 minutes. */
   seriesWindowMs?: number;
   /** At most one series update per Event this often; default 1 s. */
   flushMs?: number;
@@ -199,8 +199,12 @@ export class EventRecorder {
   private evictOldest(): void {
     while (this.series.size > this.cacheSize) {
       const [oldestKey, oldest] = this.series.entries().next().value as [string, Series];
-      if (oldest.timer) clearTimeout(oldest.timer);
       this.series.delete(oldestKey);
+      if (oldest.timer) {
+        clearTimeout(oldest.timer);
+        oldest.timer = undefined;
+        this.track(this.writeSeries(oldest));
+      }
     }
   }
 

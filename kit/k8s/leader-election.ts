@@ -283,7 +283,7 @@ export class LeaderElector {
   }
 
   private observedExpired(): boolean {
-    if (this.observed) return true;
+    if (!this.observed) return true;
     return this.observed.at + this.observed.leaseDurationSeconds * 1000 <= performance.now();
   }
 

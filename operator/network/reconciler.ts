@@ -22,6 +22,8 @@ import type { Logger } from "../../kit/log.ts";
 import { type AllocationPlan, type HeldBlock, overlappingNetworks, planAllocation } from "./allocation.ts";
 
 export const DEFAULT_BLOCK_PREFIX_LENGTH = 24;
+/** NodeSubnets created at once: distinct names, so order does not matter; bounded to spare the API server. */
+const CREATE_CONCURRENCY = 8;
 /** Labels on every NodeSubnet, so agents can select their own. */
 export const NETWORK_LABEL = "skein.io/network";
 export const NODE_LABEL = "skein.io/node";
@@ -103,7 +105,16 @@ export class NetworkReconciler {
     const byName = new Map(held.map((s) => [s.metadata.name!, s]));
     for (const r of plan.release) await this.deleteSubnet(byName.get(r.objectName)!, r.reason);
     for (const r of plan.readdress) await this.readdress(byName.get(r.objectName)!, r.vtepAddress);
-    for (const c of plan.create) await this.createSubnet(network, c);
+    await inBatches(plan.create, CREATE_CONCURRENCY, (c) => this.createSubnet(network, c));
+    if (plan.create.length) {
+      const list = plan.create.map((c) => `${c.node}=${c.block}`).join(", ");
+      this.deps.events.normal(
+        objectReference(network),
+        "BlocksAllocated",
+        "Allocate",
+        `${plan.create.length} node block(s) allocated: ${list}`,
+      );
+    }
     if (plan.create.length || plan.release.length) {
       log.info(
         {
@@ -169,12 +180,6 @@ export class NetworkReconciler {
         throw new Error(`block ${c.block} of ${network.metadata.name} was taken concurrently; retrying`);
       throw err;
     }
-    this.deps.events.normal(
-      objectReference(network),
-      "BlockAllocated",
-      "Allocate",
-      `node ${c.node} got ${c.block} (gateway ${c.gateway}, VTEP ${c.vtepAddress})`,
-    );
   }
 
   private async deleteSubnet(subnet: NodeSubnet, reason: string): Promise<void> {
@@ -252,4 +257,12 @@ export class NetworkReconciler {
       this.deps.log.warn({ network: network.metadata.name, reason: ready.reason }, ready.message);
     }
   }
+}
+
+async function inBatches<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  for (let i = 0; i < items.length; i += limit) await Promise.all(items.slice(i, i + limit).map(fn));
 }

@@ -1,0 +1,115 @@
+/**
+ * `npm run bench -- cni [--iterations N]`: the plugin's ADD+DEL latency against
+ * the reference `bridge` + `host-local` chain (Debian's containernetworking-plugins)
+ * on one simulated node, each plugin exec'd as a runtime does it (fresh pod
+ * namespace per attachment, stdin config, CNI_* environment). Also compares the
+ * single executable with `node dist/skein-cni.cjs`, which is why the build ships
+ * the former. All traffic stays inside the namespaces created here.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  buildPluginExecutable,
+  convergeWithoutApi,
+  invokePlugin,
+  REFERENCE_PLUGINS,
+} from "../cni/agent/testing.ts";
+import { createCluster, createPod, type Node } from "../test/fixtures/netns.ts";
+import { median, percentile, ratio, result, timeMs } from "./stats.ts";
+
+interface Contender {
+  name: string;
+  plugin: readonly string[];
+  conf: object;
+}
+
+async function addDel(node: Node, c: Contender, id: string): Promise<number> {
+  const pod = await createPod();
+  try {
+    return await timeMs(async () => {
+      await invokePlugin(node, c.plugin, { command: "ADD", containerID: id, netns: pod.path }, c.conf);
+      await invokePlugin(node, c.plugin, { command: "DEL", containerID: id, netns: pod.path }, c.conf);
+    });
+  } finally {
+    await pod.destroy();
+  }
+}
+
+async function versionStartup(node: Node, plugin: readonly string[]): Promise<number> {
+  return timeMs(() =>
+    invokePlugin(node, plugin, { command: "VERSION", containerID: "v" }, { cniVersion: "1.1.0" }),
+  );
+}
+
+export default async function cniBench(args: string[]): Promise<void> {
+  const flag = args.indexOf("--iterations");
+  const iterations = flag >= 0 ? Number(args[flag + 1]) : 40;
+  if (!Number.isInteger(iterations) || iterations < 2) throw new Error("--iterations must be an integer ≥ 2");
+  const dir = mkdtempSync(join(tmpdir(), "skein-bench-cni-"));
+  const cluster = await createCluster(1);
+  try {
+    const node = cluster.nodes[0]!;
+    const { executable, bundle } = await buildPluginExecutable(dir);
+    const settingsFile = join(dir, "network.json");
+    await convergeWithoutApi(cluster.nodes, 0, settingsFile);
+    const skeinConf = {
+      cniVersion: "1.1.0",
+      name: "bench",
+      type: "skein",
+      settingsFile,
+      dataDir: join(dir, "skein"),
+    };
+    const contenders: Contender[] = [
+      { name: "skein", plugin: [executable], conf: skeinConf },
+      { name: "skein_node_script", plugin: [process.execPath, bundle], conf: skeinConf },
+      {
+        name: "reference",
+        plugin: [join(REFERENCE_PLUGINS, "bridge")],
+        conf: {
+          cniVersion: "1.0.0",
+          name: "reference",
+          type: "bridge",
+          bridge: "cni-bench0",
+          isGateway: true,
+          ipam: {
+            type: "host-local",
+            ranges: [[{ subnet: "10.88.0.0/16" }]],
+            dataDir: join(dir, "host-local"),
+          },
+        },
+      },
+    ];
+    const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
+    const startup = new Map<string, number[]>([
+      ["skein", []],
+      ["skein_node_script", []],
+    ]);
+    // Warm up page cache and the bridges, then interleave so drift hits all alike.
+    for (const c of contenders) await addDel(node, c, `warm-${c.name}`);
+    for (let i = 0; i < iterations; i++) {
+      for (const c of contenders) samples.get(c.name)!.push(await addDel(node, c, `${c.name}-${i}`));
+      for (const c of contenders.slice(0, 2)) startup.get(c.name)!.push(await versionStartup(node, c.plugin));
+    }
+    for (const [name, s] of samples) {
+      console.log(
+        `${name}: ADD+DEL p50 ${median(s).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms (${s.length} runs)`,
+      );
+      result(`add_del_p50_ms_${name}`, median(s));
+      result(`add_del_p99_ms_${name}`, percentile(s, 99));
+    }
+    for (const [name, s] of startup) result(`version_startup_p50_ms_${name}`, median(s));
+    ratio(
+      "sea_startup_vs_node_script",
+      median(startup.get("skein")!) / median(startup.get("skein_node_script")!),
+    );
+    ratio(
+      "add_del_p99_vs_reference",
+      percentile(samples.get("skein")!, 99) / percentile(samples.get("reference")!, 99),
+    );
+    ratio("add_del_p50_vs_reference", median(samples.get("skein")!) / median(samples.get("reference")!));
+  } finally {
+    await cluster.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
