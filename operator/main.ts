@@ -27,7 +27,8 @@ address block of each Network (NodeSubnets) and cleans up after deleted nodes
 
 flags:
   --kubeconfig PATH        kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
-  --namespace NAME         namespace of the leader Lease and of Events for cluster objects
+  --namespace NAME         namespace of the leader Lease (Events about cluster-scoped
+                           objects go to "default", where kubectl describe finds them)
                            (default: $POD_NAMESPACE, else skein-system)
   --id NAME                this replica's identity in the Lease (default: $POD_NAME, else host-pid)
   --metrics-address ADDR   /metrics, /healthz, /readyz listen address (default :8080)

@@ -3,7 +3,7 @@
 // Kubernetes client or anything else it does not use; that bundle then becomes
 // a single executable, dist/skein-cni (scripts/build-cni-sea.mjs).
 
-import { existsSync } from "node:fs";
+import { copyFileSync, existsSync } from "node:fs";
 import { build } from "esbuild";
 import { buildCniSea } from "./build-cni-sea.mjs";
 
