@@ -142,6 +142,11 @@ export default async function operatorBench(): Promise<void> {
       console.log(`allocation runs (s): ${samples.map((s) => s.toFixed(2)).join(", ")}`);
       result("allocate_100x3_seconds", median(samples));
       result("operator_rss_mib_1000_volumes", rssMiB(operator.pid));
+      // Live heap vs RSS tells retained state from memory V8 has not handed back yet.
+      const address = /"address":"([^"]+)"/.exec(readFileSync(operator.logPath, "utf8"))?.[1];
+      const metrics = await (await fetch(`http://${address}/metrics`)).text();
+      const heapUsed = Number(/^nodejs_heap_size_used_bytes (\S+)$/m.exec(metrics)?.[1]);
+      result("operator_heap_used_mib_1000_volumes", heapUsed / 2 ** 20);
     } finally {
       await operator.stop();
     }
