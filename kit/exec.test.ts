@@ -36,6 +36,10 @@ describe("run", () => {
     expect(err.message).toContain("could not be run");
   });
 
+  it("survives a program that exits without reading its input", async () => {
+    await expect(run(["true"], { input: "x".repeat(1 << 20) })).resolves.toEqual({ stdout: "", stderr: "" });
+  });
+
   it("feeds input on stdin", async () => {
     expect((await run(["cat"], { input: "hello" })).stdout).toBe("hello");
   });

@@ -71,7 +71,11 @@ export function run(argv: Argv, options: RunOptions = {}): Promise<RunResult> {
         reject(new ExecError(argv, exitCode, stderr ?? "", timedOut, err));
       },
     );
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (options.input !== undefined) {
+      // A program may exit without reading its input; that is its business, not a crash of ours.
+      child.stdin?.on("error", () => {});
+      child.stdin?.end(options.input);
+    }
   });
 }
 

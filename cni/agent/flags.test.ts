@@ -1,0 +1,72 @@
+import { describe, expect, it } from "vitest";
+import { parseAgentFlags } from "./flags.ts";
+
+const defaults = { pluginSource: "/usr/lib/skein/skein-cni" };
+
+describe("net-agent flags", () => {
+  it("fills defaults around the node name", () => {
+    expect(parseAgentFlags(["--node", "n1"], {}, defaults)).toEqual({
+      node: "n1",
+      network: "skein",
+      cniBinDir: "/opt/cni/bin",
+      cniConfDir: "/etc/cni/net.d",
+      settingsFile: "/run/skein/network.json",
+      pluginSource: "/usr/lib/skein/skein-cni",
+      portmap: true,
+      metricsAddress: { host: "0.0.0.0", port: 9402 },
+      resyncSeconds: 30,
+    });
+  });
+
+  it("takes every flag", () => {
+    const config = parseAgentFlags(
+      [
+        "--node=n2",
+        "--kubeconfig=/k",
+        "--network=blue",
+        "--underlay-interface=eth1",
+        "--cni-bin-dir=/b",
+        "--cni-conf-dir=/c",
+        "--settings-file=/s.json",
+        "--plugin-data-dir=/d",
+        "--plugin-source=/p",
+        "--no-portmap",
+        "--metrics-address=127.0.0.1:9000",
+        "--resync-seconds=5",
+      ],
+      {},
+      defaults,
+    );
+    expect(config).toMatchObject({
+      node: "n2",
+      kubeconfig: "/k",
+      network: "blue",
+      underlayInterface: "eth1",
+      cniBinDir: "/b",
+      pluginDataDir: "/d",
+      pluginSource: "/p",
+      portmap: false,
+      metricsAddress: { host: "127.0.0.1", port: 9000 },
+      resyncSeconds: 5,
+    });
+  });
+
+  it("reads the node name from NODE_NAME", () => {
+    expect(parseAgentFlags([], { NODE_NAME: "from-env" }, defaults)).toMatchObject({ node: "from-env" });
+  });
+
+  it("answers --help", () => {
+    expect(parseAgentFlags(["--help"], {}, defaults)).toBe("help");
+  });
+
+  it.each<[string, string[], RegExp]>([
+    ["no node", [], /--node is required/],
+    ["an unknown flag", ["--node=n", "--bogus"], /Unknown option '--bogus'.*--help/],
+    ["a relative CNI dir", ["--node=n", "--cni-bin-dir=bin"], /--cni-bin-dir must be an absolute path/],
+    ["a bad resync period", ["--node=n", "--resync-seconds=0"], /--resync-seconds/],
+    ["a bad interface name", ["--node=n", "--underlay-interface=a/b"], /--underlay-interface/],
+    ["a metrics address without port", ["--node=n", "--metrics-address=localhost"], /not host:port/],
+  ])("refuses %s", (_what, argv, error) => {
+    expect(() => parseAgentFlags(argv, {}, defaults)).toThrow(error);
+  });
+});

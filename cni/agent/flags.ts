@@ -1,0 +1,124 @@
+/** `skein net-agent` flags: parsed and checked before anything is touched (pure). */
+import { isAbsolute } from "node:path";
+import { parseArgs } from "node:util";
+import { InvalidInputError } from "../../kit/errors.ts";
+import { parseListenAddress } from "../../kit/serve.ts";
+import { interfaceNameProblem } from "../netlink/ifname.ts";
+import { DEFAULT_SETTINGS_PATH } from "../settings.ts";
+
+export interface AgentConfig {
+  node: string;
+  kubeconfig?: string;
+  network: string;
+  underlayInterface?: string;
+  cniBinDir: string;
+  cniConfDir: string;
+  settingsFile: string;
+  /** Where the plugin keeps its address records; written into the conflist when set. */
+  pluginDataDir?: string;
+  /** The plugin executable to install into cniBinDir. */
+  pluginSource: string;
+  portmap: boolean;
+  metricsAddress: { host: string; port: number };
+  resyncSeconds: number;
+}
+
+export const USAGE = `usage: skein net-agent --node NAME [flags]
+
+Runs on every node (host networking). Builds the bridge skein0 and its VXLAN
+port from the node's NodeSubnet, keeps the flood list in line with the peers'
+NodeSubnets, masquerades pod traffic leaving the overlay, and installs the CNI
+plugin, its settings file and a conflist. SIGTERM stops it and leaves the
+devices in place, so running pods keep their network.
+
+flags:
+  --node NAME                 this node's name (default: $NODE_NAME)
+  --kubeconfig PATH           API server access (default: $KUBECONFIG, in-cluster, ~/.kube/config)
+  --network NAME              the Network to join (default: skein)
+  --underlay-interface NAME   interface VXLAN runs over (default: the one holding the node's VTEP address)
+  --cni-bin-dir DIR           where the plugin is installed (default: /opt/cni/bin)
+  --cni-conf-dir DIR          where the conflist is written (default: /etc/cni/net.d)
+  --settings-file PATH        node settings for the plugin (default: ${DEFAULT_SETTINGS_PATH})
+  --plugin-data-dir DIR       the plugin's address records (default: the plugin's own)
+  --plugin-source PATH        plugin executable to install (default: skein-cni beside this program)
+  --no-portmap                do not chain the portmap plugin (hostPort) in the conflist
+  --metrics-address HOST:PORT /metrics, /healthz, /readyz (default: 0.0.0.0:9402)
+  --resync-seconds N          full resync period (default: 30)
+  --help                      this text`;
+
+function absolute(flag: string, value: string): string {
+  if (!isAbsolute(value))
+    throw new InvalidInputError(`--${flag} must be an absolute path, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** The parsed config, or "help" when --help was asked for. */
+export function parseAgentFlags(
+  argv: string[],
+  env: NodeJS.ProcessEnv,
+  defaults: { pluginSource: string },
+): AgentConfig | "help" {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new InvalidInputError(`${(err as Error).message}; see --help`);
+  }
+  const v = parsed.values;
+  if (v.help) return "help";
+  const node = v.node ?? env.NODE_NAME;
+  if (!node)
+    throw new InvalidInputError("--node is required (or set NODE_NAME, e.g. from the pod's spec.nodeName)");
+  if (v["underlay-interface"] !== undefined) {
+    const problem = interfaceNameProblem(v["underlay-interface"]);
+    if (problem)
+      throw new InvalidInputError(
+        `--underlay-interface ${JSON.stringify(v["underlay-interface"])} ${problem}`,
+      );
+  }
+  const resyncSeconds = Number(v["resync-seconds"] ?? "30");
+  if (!Number.isFinite(resyncSeconds) || resyncSeconds < 1 || resyncSeconds > 86_400) {
+    throw new InvalidInputError(
+      `--resync-seconds must be a number of seconds from 1 to 86400, got ${v["resync-seconds"]}`,
+    );
+  }
+  const config: AgentConfig = {
+    node,
+    network: v.network ?? "skein",
+    cniBinDir: absolute("cni-bin-dir", v["cni-bin-dir"] ?? "/opt/cni/bin"),
+    cniConfDir: absolute("cni-conf-dir", v["cni-conf-dir"] ?? "/etc/cni/net.d"),
+    settingsFile: absolute("settings-file", v["settings-file"] ?? DEFAULT_SETTINGS_PATH),
+    pluginSource: absolute("plugin-source", v["plugin-source"] ?? defaults.pluginSource),
+    portmap: !v["no-portmap"],
+    metricsAddress: parseListenAddress(v["metrics-address"] ?? "0.0.0.0:9402"),
+    resyncSeconds,
+  };
+  if (v.kubeconfig !== undefined) config.kubeconfig = v.kubeconfig;
+  if (v["underlay-interface"] !== undefined) config.underlayInterface = v["underlay-interface"];
+  if (v["plugin-data-dir"] !== undefined)
+    config.pluginDataDir = absolute("plugin-data-dir", v["plugin-data-dir"]);
+  return config;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      node: { type: "string" },
+      kubeconfig: { type: "string" },
+      network: { type: "string" },
+      "underlay-interface": { type: "string" },
+      "cni-bin-dir": { type: "string" },
+      "cni-conf-dir": { type: "string" },
+      "settings-file": { type: "string" },
+      "plugin-data-dir": { type: "string" },
+      "plugin-source": { type: "string" },
+      "no-portmap": { type: "boolean" },
+      "metrics-address": { type: "string" },
+      "resync-seconds": { type: "string" },
+      help: { type: "boolean" },
+    },
+  });
+}

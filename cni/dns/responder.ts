@@ -1,0 +1,289 @@
+/**
+ * The node's DNS responder: UDP and TCP sockets on the listen addresses, the
+ * thin shell around `handleQuery` (decides), `AnswerCache` (remembers local
+ * answers), `Forwarder` (asks upstream) and `ClientPolicy` (who may ask).
+ *
+ * Bounded whatever arrives: a datagram is handled and forgotten; TCP takes at
+ * most `maxConnections` connections, each idle-timed, holding at most one
+ * message of 64 KiB and a few queries in flight; upstream queries in flight
+ * and both caches are capped. Nothing a client sends can throw out of a
+ * handler: an unexpected error drops that one query and is counted.
+ */
+import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
+import { createServer, isIP, type Server, type Socket } from "node:net";
+import type { Registry } from "prom-client";
+import { describeError, SkeinError } from "../../kit/errors.ts";
+import { createLogger, type Logger } from "../../kit/log.ts";
+import { AnswerCache, type CachedAnswer } from "./answer-cache.ts";
+import { ClientPolicy } from "./clients.ts";
+import { ForwardCache } from "./forward-cache.ts";
+import { DnsMetrics, type DropReason } from "./metrics.ts";
+import { type Decision, handleQuery, MAX_TCP_MESSAGE, RCODE, type Transport, type Zone } from "./query.ts";
+import { Forwarder, type Upstream } from "./upstream.ts";
+
+export interface ListenAddress {
+  address: string;
+  /** 53 by default; 0 picks a free port (tests). */
+  port?: number;
+}
+
+export interface DnsResponderOptions {
+  listen: readonly ListenAddress[];
+  /** The names served; read on every query. */
+  zone: Zone;
+  /** Servers for every other name; read on every forwarded query. */
+  upstreams: () => readonly Upstream[];
+  /** Networks whose clients are answered besides the node itself (the overlay CIDR); read every few seconds. */
+  allowedCidrs: () => readonly string[];
+  /** Answer clients from anywhere. Off by default: the responder is not an open resolver. */
+  allowAnyClient?: boolean;
+  registry: Registry;
+  logger?: Logger;
+  /** Upstream deadline for one query (default 2000 ms) and for one upstream (default 1000 ms). */
+  upstreamTimeoutMs?: number;
+  upstreamAttemptTimeoutMs?: number;
+  maxTcpConnections?: number;
+  tcpIdleTimeoutMs?: number;
+}
+
+export class DnsListenError extends SkeinError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("DnsListenFailed", message, options);
+  }
+}
+
+/** Queries one TCP connection may have in flight before it is closed as abusive. */
+const MAX_TCP_PENDING = 32;
+
+export class DnsResponder {
+  readonly metrics: DnsMetrics;
+  private readonly log: Logger;
+  private readonly answers = new AnswerCache();
+  private readonly forwarder: Forwarder;
+  private readonly clients: ClientPolicy;
+  private readonly udp: UdpSocket[] = [];
+  private readonly tcp: Server[] = [];
+  private readonly connections = new Set<Socket>();
+  private bound: { transport: Transport; address: string; port: number }[] = [];
+
+  constructor(private readonly options: DnsResponderOptions) {
+    this.log = options.logger ?? createLogger("dns");
+    this.metrics = new DnsMetrics(options.registry, () => options.zone.records.counts());
+    this.forwarder = new Forwarder({
+      upstreams: options.upstreams,
+      timeoutMs: options.upstreamTimeoutMs ?? 2000,
+      attemptTimeoutMs: options.upstreamAttemptTimeoutMs ?? 1000,
+      cache: new ForwardCache(),
+      metrics: this.metrics,
+    });
+    this.clients = new ClientPolicy({
+      cidrs: options.allowedCidrs,
+      allowAll: options.allowAnyClient ?? false,
+    });
+  }
+
+  /** Where the responder listens, once started (with the ports the kernel picked for port 0). */
+  addresses(): { transport: Transport; address: string; port: number }[] {
+    return [...this.bound];
+  }
+
+  async start(): Promise<void> {
+    try {
+      for (const listen of this.options.listen) await this.listenOn(listen);
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    this.log.info({ listen: this.bound }, "DNS responder listening");
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.udp.splice(0))
+      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    for (const conn of this.connections) conn.destroy();
+    this.connections.clear();
+    for (const server of this.tcp.splice(0))
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    this.bound = [];
+  }
+
+  private async listenOn(listen: ListenAddress): Promise<void> {
+    const family = isIP(listen.address);
+    if (family === 0)
+      throw new DnsListenError(`listen address ${JSON.stringify(listen.address)} is not an IP address`);
+    const port = listen.port ?? 53;
+    const what = `${family === 6 ? `[${listen.address}]` : listen.address}:${port}`;
+    const hint = "check that the address is on this node and no other DNS server holds the port";
+    const udp = createSocket({ type: family === 6 ? "udp6" : "udp4" });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once("error", reject);
+        udp.bind(port, listen.address, () => {
+          udp.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (cause) {
+      udp.close();
+      throw new DnsListenError(`cannot listen for DNS on udp ${what}: ${describeError(cause)}; ${hint}`, {
+        cause,
+      });
+    }
+    // Errors on a bound socket (a send to a vanished client) concern one datagram, never the responder.
+    udp.on("error", (err) => this.log.debug({ err: describeError(err) }, "udp socket error"));
+    udp.on("message", (message, remote) => this.onDatagram(udp, message, remote));
+    this.udp.push(udp);
+    const udpPort = udp.address().port;
+    this.bound.push({ transport: "udp", address: listen.address, port: udpPort });
+
+    const server = createServer((conn) => this.onConnection(conn));
+    server.maxConnections = this.options.maxTcpConnections ?? 256;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        // Same port as UDP, so port 0 still means one port for both.
+        server.listen(udpPort, listen.address, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
+    } catch (cause) {
+      throw new DnsListenError(`cannot listen for DNS on tcp ${what}: ${describeError(cause)}; ${hint}`, {
+        cause,
+      });
+    }
+    server.on("error", (err) => this.log.warn({ err: describeError(err) }, "tcp server error"));
+    this.tcp.push(server);
+    this.bound.push({ transport: "tcp", address: listen.address, port: udpPort });
+  }
+
+  private drop(reason: DropReason): void {
+    this.metrics.dropped.labels(reason).inc();
+  }
+
+  private onDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
+    this.metrics.udpQueries.inc();
+    try {
+      if (!this.clients.allows(remote.address)) return this.drop("client");
+      const reply = (response: Buffer) => socket.send(response, remote.port, remote.address);
+      if (message.length < 12) return this.drop("short");
+      const zone = this.options.zone;
+      const version = zone.version;
+      const key = message.toString("latin1", 2);
+      let answer = this.answers.get(key, version);
+      if (!answer) {
+        const decision = handleQuery(message, zone, "udp");
+        if (decision.kind !== "local") {
+          this.other(decision, message, "udp", reply).catch((err: unknown) => this.failed(err));
+          return;
+        }
+        answer = cachedAnswer(decision);
+        // Only answers worth repeating are kept: floods of garbage must not push out real names.
+        if (decision.rcode === RCODE.NOERROR || decision.rcode === RCODE.NXDOMAIN)
+          this.answers.set(key, version, answer);
+      }
+      reply(this.localResponse(answer, message, true));
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+
+  private failed(err: unknown): void {
+    this.log.warn({ err: describeError(err) }, "query handling failed");
+    this.drop("error");
+  }
+
+  /** The answer for this query: next rotation, the query's ID; `cached` answers keep their encodings. */
+  private localResponse(answer: CachedAnswer, query: Buffer, cached: boolean): Buffer {
+    const rotation = answer.rotation
+      ? this.options.zone.records.nextRotation(answer.rotation.name, answer.rotation.family) %
+        answer.rotation.variants
+      : 0;
+    const encoded = cached ? this.answers.encoding(answer, rotation) : answer.build(rotation);
+    const response = Buffer.allocUnsafe(encoded.length);
+    encoded.copy(response);
+    response.writeUInt16BE(query.readUInt16BE(0), 0);
+    this.metrics.response(answer.rcode);
+    if (answer.records) this.metrics.answerRecords.inc(answer.records);
+    return response;
+  }
+
+  /** Drops and forwards; resolves once the reply (if any) is handed to `reply`. */
+  private async other(
+    decision: Exclude<Decision, { kind: "local" }>,
+    query: Buffer,
+    transport: Transport,
+    reply: (response: Buffer) => void,
+  ): Promise<void> {
+    if (decision.kind === "drop") return this.drop(decision.reason);
+    const result = await this.forwarder.forward(query, decision.question, transport, decision.limit);
+    if (result.kind === "answer") {
+      this.metrics.relayed(result.response);
+      reply(result.response);
+      return;
+    }
+    this.metrics.response(result.rcode);
+    reply(decision.fail(result.rcode));
+  }
+
+  private onConnection(conn: Socket): void {
+    if (!this.clients.allows(conn.remoteAddress ?? "")) {
+      this.drop("client");
+      conn.destroy();
+      return;
+    }
+    this.connections.add(conn);
+    conn.setNoDelay(true);
+    conn.setTimeout(this.options.tcpIdleTimeoutMs ?? 10_000, () => conn.destroy());
+    conn.on("close", () => this.connections.delete(conn));
+    conn.on("error", () => conn.destroy());
+    let buffered: Buffer = Buffer.alloc(0);
+    let pending = 0;
+    const reply = (response: Buffer) => {
+      if (conn.destroyed) return;
+      const framed = Buffer.allocUnsafe(2 + response.length);
+      framed.writeUInt16BE(response.length, 0);
+      response.copy(framed, 2);
+      conn.write(framed);
+    };
+    conn.on("data", (chunk: Buffer) => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2) {
+        const length = buffered.readUInt16BE(0);
+        if (buffered.length < 2 + length) break;
+        const message = Buffer.from(buffered.subarray(2, 2 + length));
+        buffered = buffered.subarray(2 + length);
+        this.metrics.tcpQueries.inc();
+        if (++pending > MAX_TCP_PENDING) {
+          this.drop("overload");
+          conn.destroy();
+          return;
+        }
+        this.onStreamMessage(message, reply).finally(() => pending--);
+      }
+      // A length prefix caps a message at 64 KiB, so `buffered` never grows past one message.
+      if (buffered.length > MAX_TCP_MESSAGE + 2) conn.destroy();
+    });
+  }
+
+  private async onStreamMessage(message: Buffer, reply: (response: Buffer) => void): Promise<void> {
+    try {
+      const decision = handleQuery(message, this.options.zone, "tcp");
+      if (decision.kind === "local") return reply(this.localResponse(cachedAnswer(decision), message, false));
+      // Over TCP a message too short to answer closes nothing; it just gets no answer.
+      await this.other(decision, message, "tcp", reply);
+    } catch (err) {
+      this.failed(err);
+    }
+  }
+}
+
+function cachedAnswer(decision: Extract<Decision, { kind: "local" }>): CachedAnswer {
+  return {
+    rcode: decision.rcode,
+    records: decision.records,
+    ...(decision.rotation ? { rotation: decision.rotation } : {}),
+    build: decision.encode,
+    encodings: [],
+  };
+}

@@ -1,0 +1,71 @@
+/**
+ * `skein net-agent`: the node network agent's entry point. Parses flags, wires
+ * the agent to the API server, the kernel and the probe server (/metrics,
+ * /healthz, /readyz), and runs until SIGTERM or SIGINT; stopping leaves the
+ * node's devices in place so running pods keep their network.
+ */
+import { dirname, join, resolve } from "node:path";
+import { describeError } from "../kit/errors.ts";
+import { loadKubeConfig } from "../kit/k8s/kubeconfig.ts";
+import { exitCodeFor, handleTermination } from "../kit/lifecycle.ts";
+import { createLogger } from "../kit/log.ts";
+import { ProbeServer } from "../kit/serve.ts";
+import { NetworkAgent } from "./agent/agent.ts";
+import { parseAgentFlags, USAGE } from "./agent/flags.ts";
+import { hostExec } from "./agent/kernel.ts";
+import { AgentMetrics } from "./agent/metrics.ts";
+
+/** The plugin executable ships beside the program that runs the agent (dist/skein-cni). */
+function defaultPluginSource(): string {
+  return join(dirname(resolve(process.argv[1] ?? ".")), "skein-cni");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let config: ReturnType<typeof parseAgentFlags>;
+  try {
+    config = parseAgentFlags(argv, process.env, { pluginSource: defaultPluginSource() });
+  } catch (err) {
+    console.error(`skein net-agent: ${describeError(err)}`);
+    return 2;
+  }
+  if (config === "help") {
+    console.log(USAGE);
+    return 0;
+  }
+  const log = createLogger("net-agent").child({ node: config.node, network: config.network });
+  let kubeConfig: ReturnType<typeof loadKubeConfig>["kubeConfig"];
+  try {
+    kubeConfig = loadKubeConfig(
+      config.kubeconfig === undefined ? {} : { path: config.kubeconfig },
+    ).kubeConfig;
+  } catch (err) {
+    log.error({ err: describeError(err) }, "cannot reach the API server");
+    return 1;
+  }
+  const termination = handleTermination({
+    onForce: (signal) => process.exit(exitCodeFor(signal)),
+    logger: log,
+  });
+  const metrics = new AgentMetrics();
+  const agent = new NetworkAgent({ config, kubeConfig, exec: hostExec, log, metrics });
+  const probes = new ProbeServer({ ...config.metricsAddress, registry: metrics.registry, logger: log });
+  probes.addReadinessCheck("overlay", () => {
+    const { ready, reason } = agent.readiness();
+    if (!ready) throw new Error(reason);
+    return true;
+  });
+  try {
+    await probes.start();
+  } catch (err) {
+    log.error({ err: describeError(err) }, "cannot serve metrics; pass another --metrics-address");
+    termination.dispose();
+    return 1;
+  }
+  agent.start();
+  await new Promise((done) => termination.signal.addEventListener("abort", done, { once: true }));
+  log.info("stopping; the bridge, VXLAN device and entries stay so running pods keep their network");
+  await agent.stop();
+  await probes.stop();
+  termination.dispose();
+  return 0;
+}

@@ -1,0 +1,68 @@
+/**
+ * The plugin as a function of (environment, stdin) to (stdout, exit code):
+ * parse and validate, dispatch to one command, and turn every failure into the
+ * spec's error JSON. main.ts only does the process I/O around it.
+ */
+import { add } from "./add.ts";
+import { check } from "./check.ts";
+import { del } from "./del.ts";
+import { errorResult } from "./errors.ts";
+import { gc } from "./gc.ts";
+import { parseEnvironment, parseNetConf } from "./request.ts";
+import { formatResult, LATEST_VERSION, SUPPORTED_VERSIONS } from "./result.ts";
+import { status } from "./status.ts";
+
+export interface PluginOutput {
+  stdout: string;
+  exitCode: number;
+}
+
+/** The version the caller speaks, if stdin says so, for answers given before the config is validated. */
+function callerVersion(stdin: string): string {
+  try {
+    const version = (JSON.parse(stdin) as { cniVersion?: unknown }).cniVersion;
+    if (typeof version === "string" && (SUPPORTED_VERSIONS as readonly string[]).includes(version))
+      return version;
+  } catch {
+    // not JSON: answer in the latest version
+  }
+  return LATEST_VERSION;
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}
+
+export async function runPlugin(
+  env: Readonly<Record<string, string | undefined>>,
+  stdin: string,
+): Promise<PluginOutput> {
+  try {
+    const invocation = parseEnvironment(env);
+    if (invocation.command === "VERSION") {
+      return {
+        stdout: json({ cniVersion: callerVersion(stdin), supportedVersions: SUPPORTED_VERSIONS }),
+        exitCode: 0,
+      };
+    }
+    const conf = parseNetConf(stdin, invocation.command);
+    switch (invocation.command) {
+      case "ADD":
+        return { stdout: json(formatResult(await add(invocation, conf), conf.cniVersion)), exitCode: 0 };
+      case "DEL":
+        await del(invocation, conf);
+        return { stdout: "", exitCode: 0 };
+      case "CHECK":
+        await check(invocation, conf);
+        return { stdout: "", exitCode: 0 };
+      case "STATUS":
+        await status(conf);
+        return { stdout: "", exitCode: 0 };
+      case "GC":
+        await gc(conf);
+        return { stdout: "", exitCode: 0 };
+    }
+  } catch (err) {
+    return { stdout: json(errorResult(err, callerVersion(stdin))), exitCode: 1 };
+  }
+}
