@@ -11,7 +11,7 @@
  * ratio of the median queries per second, and p99 latency comes from
  * dnsperf's per-query report.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -30,6 +30,8 @@ const PODS = 100;
 const SHARED = ["web", "api", "db"];
 const SKEIN_PORT = 5301;
 const DNSMASQ_PORT = 5302;
+/** USER_HZ: the unit of /proc/<pid>/stat times on Linux. */
+const CLOCK_TICKS = 100;
 
 interface Pod {
   name: string;
@@ -72,24 +74,67 @@ interface Measurement {
   qps: number;
   p99Ms: number;
   lost: number;
+  /** Server CPU time per query: what the machine's load cannot skew. */
+  cpuUsPerQuery: number;
+}
+
+/** CPU time (user + system) a process has used, in microseconds, from /proc/<pid>/stat. */
+function cpuMicros(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
 }
 
 /** One dnsperf run; p99 from its per-query lines ("> NOERROR name A 0.000123"). */
-async function dnsperf(ns: Netns, port: number, file: string, seconds: number): Promise<Measurement> {
+async function dnsperf(
+  ns: Netns,
+  server: { port: number; pid: number },
+  file: string,
+  seconds: number,
+): Promise<Measurement> {
+  const port = server.port;
+  const cpuBefore = cpuMicros(server.pid);
   const { stdout } = await ns.exec(
-    ["dnsperf", "-s", "127.0.0.1", "-p", String(port), "-d", file, "-l", String(seconds), "-c", "8", "-q", "200", "-v"],
+    [
+      "dnsperf",
+      "-s",
+      "127.0.0.1",
+      "-p",
+      String(port),
+      "-d",
+      file,
+      "-l",
+      String(seconds),
+      "-c",
+      "8",
+      "-q",
+      "200",
+      "-v",
+    ],
     { timeoutMs: (seconds + 30) * 1000 },
   );
   const latencies: number[] = [];
   for (const match of stdout.matchAll(/^> \w+ \S+ \S+ ([\d.]+)$/gm)) latencies.push(Number(match[1]) * 1000);
   const qps = Number(/Queries per second:\s+([\d.]+)/.exec(stdout)?.[1]);
   const lost = Number(/Queries lost:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
-  if (!Number.isFinite(qps) || latencies.length === 0) throw new Error(`dnsperf printed no results:\n${stdout.slice(-2000)}`);
-  return { qps, p99Ms: percentile(latencies, 99), lost };
+  if (!Number.isFinite(qps) || latencies.length === 0)
+    throw new Error(`dnsperf printed no results:\n${stdout.slice(-2000)}`);
+  const cpuUsPerQuery = (cpuMicros(server.pid) - cpuBefore) / latencies.length;
+  return { qps, p99Ms: percentile(latencies, 99), lost, cpuUsPerQuery };
 }
 
 async function digOk(ns: Netns, port: number): Promise<boolean> {
-  const { stdout } = await ns.exec(["dig", "@127.0.0.1", "-p", String(port), "+short", "+tries=1", "+time=1", `web.${DOMAIN}`]);
+  const { stdout } = await ns.exec([
+    "dig",
+    "@127.0.0.1",
+    "-p",
+    String(port),
+    "+short",
+    "+tries=1",
+    "+time=1",
+    `web.${DOMAIN}`,
+  ]);
   return stdout.trim().split("\n").length === 4;
 }
 
@@ -100,7 +145,12 @@ async function createRecords(api: ApiServer, nodeName: string, all: Pod[]): Prom
     group: GROUP,
     version: VERSION,
     plural: KINDS.Network.plural,
-    body: { apiVersion: API_VERSION, kind: "Network", metadata: { name: "skein" }, spec: { cidr: "10.244.0.0/16", vni: 1 } },
+    body: {
+      apiVersion: API_VERSION,
+      kind: "Network",
+      metadata: { name: "skein" },
+      spec: { cidr: "10.244.0.0/16", vni: 1 },
+    },
   });
   const core = kc.makeApiClient(CoreV1Api);
   await core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
@@ -119,7 +169,9 @@ async function createRecords(api: ApiServer, nodeName: string, all: Pod[]): Prom
         {
           name: p.name,
           namespace: NAMESPACE,
-          body: { status: { phase: "Running", podIP: p.ip, conditions: [{ type: "Ready", status: "True" }] } },
+          body: {
+            status: { phase: "Running", podIP: p.ip, conditions: [{ type: "Ready", status: "True" }] },
+          },
         },
         merge,
       );
@@ -135,6 +187,8 @@ export default async function dnsBench(argv: string[]): Promise<void> {
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
   const dir = mkdtempSync(join(tmpdir(), "skein-dns-bench-"));
+  // dnsmasq reads its hosts file after dropping root for nobody.
+  chmodSync(dir, 0o755);
   let api: ApiServer | undefined;
   let cluster: Cluster | undefined;
   try {
@@ -184,16 +238,23 @@ export default async function dnsBench(argv: string[]): Promise<void> {
     await waitUntilReady(dnsmasq, () => digOk(node.netns, DNSMASQ_PORT), 30_000);
 
     const file = join(dir, "queries.txt");
+    const servers = {
+      skein: { port: SKEIN_PORT, pid: skein.pid },
+      dnsmasq: { port: DNSMASQ_PORT, pid: dnsmasq.pid },
+    };
     // Warm both up (JIT, caches) before anything counts.
-    await dnsperf(node.netns, SKEIN_PORT, file, 2);
-    await dnsperf(node.netns, DNSMASQ_PORT, file, 2);
+    await dnsperf(node.netns, servers.skein, file, 2);
+    await dnsperf(node.netns, servers.dnsmasq, file, 2);
     const runs: Record<"skein" | "dnsmasq", Measurement[]> = { skein: [], dnsmasq: [] };
     for (let round = 0; round < rounds; round++) {
       const order: ("skein" | "dnsmasq")[] = round % 2 ? ["dnsmasq", "skein"] : ["skein", "dnsmasq"];
       for (const who of order) {
-        const m = await dnsperf(node.netns, who === "skein" ? SKEIN_PORT : DNSMASQ_PORT, file, seconds);
+        const m = await dnsperf(node.netns, servers[who], file, seconds);
         runs[who].push(m);
-        console.log(`round ${round + 1} ${who}: ${Math.round(m.qps)} q/s, p99 ${m.p99Ms.toFixed(3)} ms, lost ${m.lost}`);
+        console.log(
+          `round ${round + 1} ${who}: ${Math.round(m.qps)} q/s, p99 ${m.p99Ms.toFixed(3)} ms, ` +
+            `${m.cpuUsPerQuery.toFixed(1)} µs CPU/query, lost ${m.lost}`,
+        );
       }
     }
     const skeinQps = median(runs.skein.map((m) => m.qps));
@@ -202,6 +263,8 @@ export default async function dnsBench(argv: string[]): Promise<void> {
     result("qps_dnsmasq", Math.round(dnsmasqQps));
     result("p99_ms_skein", median(runs.skein.map((m) => m.p99Ms)));
     result("p99_ms_dnsmasq", median(runs.dnsmasq.map((m) => m.p99Ms)));
+    result("cpu_us_per_query_skein", median(runs.skein.map((m) => m.cpuUsPerQuery)));
+    result("cpu_us_per_query_dnsmasq", median(runs.dnsmasq.map((m) => m.cpuUsPerQuery)));
     ratio("qps_vs_dnsmasq", skeinQps / dnsmasqQps);
   } finally {
     await cluster?.destroy();

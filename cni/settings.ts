@@ -14,9 +14,9 @@
  * the agent puts on `bridge`, inside the block.
  */
 import { readFile } from "node:fs/promises";
+import { writeFileAtomic } from "../kit/atomic-file.ts";
 import { SkeinError } from "../kit/errors.ts";
-import { writeFileAtomic } from "./atomic-file.ts";
-import * as ipv4 from "./ipv4.ts";
+import * as ipv4 from "../kit/ipv4.ts";
 import { interfaceNameProblem } from "./netlink/ifname.ts";
 
 export const SETTINGS_VERSION = 1;

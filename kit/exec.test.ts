@@ -14,12 +14,13 @@ describe("run", () => {
   });
 
   it("fails with argv, exit code and stderr", async () => {
-    const err = await run(["sh", "-c", "echo broken >&2; exit 3"]).catch((e: unknown) => e);
+    const err = await run(["sh", "-c", "echo partial; echo broken >&2; exit 3"]).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExecError);
     const e = err as ExecError;
     expect(e.exitCode).toBe(3);
     expect(e.stderr).toBe("broken\n");
-    expect(e.argv).toEqual(["sh", "-c", "echo broken >&2; exit 3"]);
+    expect(e.stdout).toBe("partial\n");
+    expect(e.argv).toEqual(["sh", "-c", "echo partial; echo broken >&2; exit 3"]);
     expect(e.message).toContain("exited with code 3: broken");
     expect(e.code).toBe("ExecFailed");
   });

@@ -27,9 +27,18 @@ export class ExecError extends SkeinError {
   /** Exit code, or null when the program was killed or could not start. */
   readonly exitCode: number | null;
   readonly stderr: string;
+  /** What the program printed before failing; some (CNI plugins, zfs-fuse) report errors there. */
+  readonly stdout: string;
   readonly timedOut: boolean;
 
-  constructor(argv: Argv, exitCode: number | null, stderr: string, timedOut: boolean, cause?: unknown) {
+  constructor(
+    argv: Argv,
+    exitCode: number | null,
+    stderr: string,
+    timedOut: boolean,
+    cause?: unknown,
+    stdout = "",
+  ) {
     const what = timedOut
       ? "timed out"
       : exitCode === null
@@ -40,6 +49,7 @@ export class ExecError extends SkeinError {
     this.argv = argv;
     this.exitCode = exitCode;
     this.stderr = stderr;
+    this.stdout = stdout;
     this.timedOut = timedOut;
   }
 }
@@ -68,7 +78,7 @@ export function run(argv: Argv, options: RunOptions = {}): Promise<RunResult> {
         }
         const timedOut = err.killed === true && err.signal === "SIGKILL";
         const exitCode = typeof err.code === "number" ? err.code : null;
-        reject(new ExecError(argv, exitCode, stderr ?? "", timedOut, err));
+        reject(new ExecError(argv, exitCode, stderr ?? "", timedOut, err, stdout ?? ""));
       },
     );
     if (options.input !== undefined) {

@@ -10,6 +10,7 @@ packages=(
   containernetworking-plugins  # reference CNI plugins: the yardstick
   dnsutils            # dig
   dnsmasq-base        # DNS yardstick and local upstream for forwarding tests
+  dnsperf             # DNS benchmark (npm run bench -- dns)
   socat               # bridges unix sockets into node namespaces
   openssl             # test certificates for the API server fixture
   iptables            # pod masquerade

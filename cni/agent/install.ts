@@ -8,8 +8,8 @@
 import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
+import { writeFileAtomic } from "../../kit/atomic-file.ts";
 import { SkeinError } from "../../kit/errors.ts";
-import { writeFileAtomic } from "../atomic-file.ts";
 import { compareVersions, SUPPORTED_VERSIONS } from "../plugin/result.ts";
 import { DEFAULT_SETTINGS_PATH, type NodeSettings, writeSettings } from "../settings.ts";
 import type { Exec } from "./kernel.ts";

@@ -15,7 +15,7 @@
  */
 import type { Network, NodeSubnet } from "../../api/v1alpha1/index.ts";
 import { SkeinError } from "../../kit/errors.ts";
-import * as ipv4 from "../ipv4.ts";
+import * as ipv4 from "../../kit/ipv4.ts";
 import type { BridgeSpec, VxlanSpec } from "../netlink/devices.ts";
 import type { RouteSpec } from "../netlink/ip.ts";
 import type { Rule } from "../netlink/iptables.ts";

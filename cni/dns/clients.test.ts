@@ -26,7 +26,12 @@ describe("ClientPolicy", () => {
   it("follows changes of the allowed networks after the refresh", () => {
     let now = 0;
     let cidrs = ["10.244.0.0/16"];
-    const p = new ClientPolicy({ cidrs: () => cidrs, localAddresses: () => [], refreshMs: 1000, now: () => now });
+    const p = new ClientPolicy({
+      cidrs: () => cidrs,
+      localAddresses: () => [],
+      refreshMs: 1000,
+      now: () => now,
+    });
     expect(p.allows("10.245.0.1")).toBe(false);
     cidrs = ["10.245.0.0/16"];
     expect(p.allows("10.245.0.1")).toBe(false);

@@ -8,10 +8,17 @@
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyCrds } from "../../api/v1alpha1/install.ts";
 import { API_VERSION, GROUP, KINDS, VERSION } from "../../api/v1alpha1/index.ts";
+import { applyCrds } from "../../api/v1alpha1/install.ts";
 import { eventually, testNamespace } from "../../kit/k8s/testing.ts";
 import { type Cluster, createCluster, createPod, type Netns, type Node } from "../../test/fixtures/netns.ts";
 import { createNode } from "../../test/fixtures/objects.ts";
@@ -83,7 +90,12 @@ describe("skein dns on simulated nodes", () => {
   let dir: string;
   let upstream: OwnedProcess;
 
-  async function createPodObject(name: string, nodeName: string, ip: string, annotations: Record<string, string>) {
+  async function createPodObject(
+    name: string,
+    nodeName: string,
+    ip: string,
+    annotations: Record<string, string>,
+  ) {
     await core.createNamespacedPod({
       namespace: namespace.name,
       body: {
@@ -153,7 +165,11 @@ describe("skein dns on simulated nodes", () => {
         apiVersion: API_VERSION,
         kind: "Network",
         metadata: { name: NETWORK },
-        spec: { cidr: "10.244.0.0/16", vni: 4000, dns: { domain: DOMAIN, ttlSeconds: 1, upstreams: ["127.0.0.1:5353"] } },
+        spec: {
+          cidr: "10.244.0.0/16",
+          vni: 4000,
+          dns: { domain: DOMAIN, ttlSeconds: 1, upstreams: ["127.0.0.1:5353"] },
+        },
       },
     });
     namespace = await testNamespace(kc, "dns");
@@ -177,11 +193,22 @@ describe("skein dns on simulated nodes", () => {
     pods.push(webC1);
     await attachPod(c, webC1, "10.244.3.10", "vwebc1");
     // A TCP listener and an HTTP health endpoint that answers 200 while its file exists.
-    webB1.spawn("tcp listener", [process.execPath, "-e", LISTENER, "10.244.2.10", "8080"], join(dir, "tcp.log"));
+    webB1.spawn(
+      "tcp listener",
+      [process.execPath, "-e", LISTENER, "10.244.2.10", "8080"],
+      join(dir, "tcp.log"),
+    );
     writeFileSync(join(dir, "healthy"), "");
-    webC1.spawn("http health", [process.execPath, "-e", HEALTH_SERVER, "10.244.3.10", "8080", join(dir, "healthy")], join(dir, "http.log"));
+    webC1.spawn(
+      "http health",
+      [process.execPath, "-e", HEALTH_SERVER, "10.244.3.10", "8080", join(dir, "healthy")],
+      join(dir, "http.log"),
+    );
 
-    await createPodObject("web-b1", b.name, "10.244.2.10", { "skein.io/dns-name": WEB, "skein.io/probe-tcp": "8080" });
+    await createPodObject("web-b1", b.name, "10.244.2.10", {
+      "skein.io/dns-name": WEB,
+      "skein.io/probe-tcp": "8080",
+    });
     await createPodObject("web-b2", b.name, "10.244.2.11", { "skein.io/dns-name": WEB });
     await createPodObject("web-c1", c.name, "10.244.3.10", {
       "skein.io/dns-name": WEB,
@@ -214,7 +241,8 @@ describe("skein dns on simulated nodes", () => {
     for (const n of nodes) {
       await waitUntilReady(
         n.dns!,
-        async () => (await digStatus(n.node.netns, n.gateway, `web-b2.${namespace.name}.${DOMAIN}`)) === "NOERROR",
+        async () =>
+          (await digStatus(n.node.netns, n.gateway, `web-b2.${namespace.name}.${DOMAIN}`)) === "NOERROR",
         90_000,
       );
     }
@@ -222,13 +250,20 @@ describe("skein dns on simulated nodes", () => {
 
   afterAll(async () => {
     for (const name of podNames) {
-      await core.deleteNamespacedPod({ name, namespace: namespace.name, gracePeriodSeconds: 0 }).catch(() => {});
+      await core
+        .deleteNamespacedPod({ name, namespace: namespace.name, gracePeriodSeconds: 0 })
+        .catch(() => {});
     }
     await namespace?.delete();
     for (const name of nodeNames) await core.deleteNode({ name }).catch(() => {});
     await kc
       ?.makeApiClient(CustomObjectsApi)
-      .deleteClusterCustomObject({ group: GROUP, version: VERSION, plural: KINDS.Network.plural, name: NETWORK })
+      .deleteClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural: KINDS.Network.plural,
+        name: NETWORK,
+      })
       .catch(() => {});
     for (const pod of pods) await pod.destroy();
     await cluster?.destroy();
@@ -238,11 +273,15 @@ describe("skein dns on simulated nodes", () => {
   it("probes pods on their own node and reports health on the pod", async () => {
     for (const name of ["web-b1", "web-c1"]) {
       await eventually(`${name} to be probed healthy`, async () => {
-        const condition = (await readPod(name)).status?.conditions?.find((c) => c.type === "skein.io/dns-healthy");
+        const condition = (await readPod(name)).status?.conditions?.find(
+          (c) => c.type === "skein.io/dns-healthy",
+        );
         return condition?.status === "True" && condition.reason === "ProbeSucceeded";
       });
     }
-    const plain = (await readPod("web-b2")).status?.conditions?.find((c) => c.type === "skein.io/dns-healthy");
+    const plain = (await readPod("web-b2")).status?.conditions?.find(
+      (c) => c.type === "skein.io/dns-healthy",
+    );
     expect(plain).toBeUndefined();
   });
 
@@ -313,7 +352,13 @@ describe("skein dns on simulated nodes", () => {
   it("answers the node itself but not other hosts on the underlay", async () => {
     const a = nodes[0]!;
     expect(await digStatus(a.node.netns, a.node.address, `${WEB}.${DOMAIN}`)).toBe("NOERROR");
-    const fromB = nodes[1]!.node.netns.exec(["dig", `@${a.node.address}`, "+tries=1", "+time=1", `${WEB}.${DOMAIN}`]);
+    const fromB = nodes[1]!.node.netns.exec([
+      "dig",
+      `@${a.node.address}`,
+      "+tries=1",
+      "+time=1",
+      `${WEB}.${DOMAIN}`,
+    ]);
     // dig's exit code 9: no reply from the server.
     await expect(fromB).rejects.toMatchObject({ exitCode: 9 });
   });
@@ -334,7 +379,9 @@ describe("skein dns on simulated nodes", () => {
 
   it("drops a pod whose HTTP probe fails within a second, and takes it back when it passes", async () => {
     await goneWithinASecond(async () => unlinkSync(join(dir, "healthy")), "10.244.3.10");
-    const condition = (await readPod("web-c1")).status?.conditions?.find((c) => c.type === "skein.io/dns-healthy");
+    const condition = (await readPod("web-c1")).status?.conditions?.find(
+      (c) => c.type === "skein.io/dns-healthy",
+    );
     expect(condition).toMatchObject({ status: "False", reason: "ProbeFailed" });
     expect(condition?.message).toMatch(/HTTP 404/);
     writeFileSync(join(dir, "healthy"), "");

@@ -94,7 +94,9 @@ function cidr(flag: string, text: string): string {
   const family = isIP(address);
   const bits = Number(prefix);
   if (extra !== undefined || family === 0 || !/^\d{1,3}$/.test(prefix) || bits > (family === 4 ? 32 : 128)) {
-    throw new InvalidInputError(`--${flag} ${JSON.stringify(text)} is not a network in CIDR notation, e.g. 10.244.0.0/16`);
+    throw new InvalidInputError(
+      `--${flag} ${JSON.stringify(text)} is not a network in CIDR notation, e.g. 10.244.0.0/16`,
+    );
   }
   return text;
 }
@@ -102,7 +104,9 @@ function cidr(flag: string, text: string): string {
 function integer(flag: string, text: string, min: number, max: number): number {
   const n = Number(text);
   if (!/^\d+$/.test(text) || n < min || n > max) {
-    throw new InvalidInputError(`--${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`);
+    throw new InvalidInputError(
+      `--${flag} must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
+    );
   }
   return n;
 }
@@ -132,7 +136,9 @@ export function parseDnsFlags(argv: string[], env: NodeJS.ProcessEnv): DnsConfig
   if (v.domain !== undefined) {
     const domain = normaliseName(v.domain);
     if (!isDomain(domain)) {
-      throw new InvalidInputError(`--domain ${JSON.stringify(v.domain)} is not a DNS name of lowercase letters, digits, '-' and '.', e.g. skein.local`);
+      throw new InvalidInputError(
+        `--domain ${JSON.stringify(v.domain)} is not a DNS name of lowercase letters, digits, '-' and '.', e.g. skein.local`,
+      );
     }
     config.domain = domain;
   }

@@ -3,7 +3,13 @@ import { describe, expect, it } from "vitest";
 import { cacheableTtl, ForwardCache } from "./forward-cache.ts";
 import { queryPacket } from "./testing.ts";
 
-function response(query: Buffer, rcode: number, answers: Answer[], authorities: Answer[] = [], tc = false): Buffer {
+function response(
+  query: Buffer,
+  rcode: number,
+  answers: Answer[],
+  authorities: Answer[] = [],
+  tc = false,
+): Buffer {
   const q = decode(query);
   const packet: Packet = {
     type: "response",
@@ -26,15 +32,23 @@ const soa = (ttl: number, minimum: number): Answer => ({
 describe("cacheableTtl", () => {
   const q = queryPacket("example.org", "A");
   it.each([
-    ["positive: shortest TTL", response(q, 0, [
-      { type: "A", name: "example.org", ttl: 30, data: "192.0.2.1" },
-      { type: "A", name: "example.org", ttl: 10, data: "192.0.2.2" },
-    ]), 10],
+    [
+      "positive: shortest TTL",
+      response(q, 0, [
+        { type: "A", name: "example.org", ttl: 30, data: "192.0.2.1" },
+        { type: "A", name: "example.org", ttl: 10, data: "192.0.2.2" },
+      ]),
+      10,
+    ],
     ["negative: SOA min(ttl, minimum)", response(q, 3, [], [soa(300, 60)]), 60],
     ["negative without SOA: never", response(q, 3, []), undefined],
     ["NODATA with SOA", response(q, 0, [], [soa(20, 900)]), 20],
     ["SERVFAIL: never", response(q, 2, []), undefined],
-    ["truncated: never", response(q, 0, [{ type: "A", name: "example.org", ttl: 30, data: "192.0.2.1" }], [], true), undefined],
+    [
+      "truncated: never",
+      response(q, 0, [{ type: "A", name: "example.org", ttl: 30, data: "192.0.2.1" }], [], true),
+      undefined,
+    ],
   ])("%s", (_, raw, want) => {
     expect(cacheableTtl(decode(raw), raw)).toBe(want);
   });

@@ -140,6 +140,6 @@ export function cacheableTtl(packet: DecodedPacket, raw: Buffer): number | undef
     return Math.min(...records.map((a) => (a.type === "OPT" ? 0 : (a.ttl ?? 0))));
   }
   const soa = (packet.authorities ?? []).find((a) => a.type === "SOA");
-  if (!soa || soa.type !== "SOA") return undefined;
+  if (soa?.type !== "SOA") return undefined;
   return Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0);
 }

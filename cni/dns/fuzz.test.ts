@@ -53,7 +53,8 @@ function mutate(packet: Buffer, rand: () => number, byte: () => number): Buffer 
     const kind = rand();
     if (kind < 0.5) out[at] = byte();
     else if (kind < 0.7) out = out.subarray(0, at);
-    else if (kind < 0.85) out = Buffer.concat([out, Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, byte))]);
+    else if (kind < 0.85)
+      out = Buffer.concat([out, Buffer.from(Array.from({ length: Math.floor(rand() * 40) }, byte))]);
     // A compression pointer, possibly to itself or forward.
     else if (at + 1 < out.length) {
       out[at] = 0xc0 | (byte() & 0x3f);
@@ -65,7 +66,8 @@ function mutate(packet: Buffer, rand: () => number, byte: () => number): Buffer 
 
 function blowUpCounts(packet: Buffer, rand: () => number): Buffer {
   const out = Buffer.from(packet);
-  for (const offset of [4, 6, 8, 10]) if (rand() < 0.5) out.writeUInt16BE(rand() < 0.5 ? 0xffff : Math.floor(rand() * 8), offset);
+  for (const offset of [4, 6, 8, 10])
+    if (rand() < 0.5) out.writeUInt16BE(rand() < 0.5 ? 0xffff : Math.floor(rand() * 8), offset);
   return out;
 }
 

@@ -2,8 +2,16 @@ import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { conditionPatch, showsVerdict, type Verdict } from "./health.ts";
 
-const healthy: Verdict = { status: "True", reason: "ProbeSucceeded", message: "tcp 10.244.1.2:8080: connected" };
-const failing: Verdict = { status: "False", reason: "ProbeFailed", message: "tcp 10.244.1.2:8080: ECONNREFUSED" };
+const healthy: Verdict = {
+  status: "True",
+  reason: "ProbeSucceeded",
+  message: "tcp 10.244.1.2:8080: connected",
+};
+const failing: Verdict = {
+  status: "False",
+  reason: "ProbeFailed",
+  message: "tcp 10.244.1.2:8080: ECONNREFUSED",
+};
 
 function podWith(condition?: { status: string; reason: string; lastTransitionTime?: Date }): V1Pod {
   return {
@@ -39,11 +47,19 @@ describe("conditionPatch", () => {
 
   it("keeps the transition time when the status does not flip", () => {
     const then = new Date("2024-12-31T00:00:00Z");
-    const patch = conditionPatch(podWith({ status: "True", reason: "Other", lastTransitionTime: then }), healthy, now) as {
+    const patch = conditionPatch(
+      podWith({ status: "True", reason: "Other", lastTransitionTime: then }),
+      healthy,
+      now,
+    ) as {
       status: { conditions: { lastTransitionTime: string }[] };
     };
     expect(patch.status.conditions[0]!.lastTransitionTime).toBe("2024-12-31T00:00:00Z");
-    const flipped = conditionPatch(podWith({ status: "True", reason: "x", lastTransitionTime: then }), failing, now) as {
+    const flipped = conditionPatch(
+      podWith({ status: "True", reason: "x", lastTransitionTime: then }),
+      failing,
+      now,
+    ) as {
       status: { conditions: { lastTransitionTime: string }[] };
     };
     expect(flipped.status.conditions[0]!.lastTransitionTime).toBe("2025-01-02T03:04:05Z");

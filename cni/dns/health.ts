@@ -11,7 +11,13 @@
  * so the kubelet's conditions are never replaced. This agent is the one
  * writer of that condition for pods on its node.
  */
-import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  type KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { describeError } from "../../kit/errors.ts";
 import { formatTime } from "../../kit/k8s/conditions.ts";
 import { createLogger, type Logger } from "../../kit/log.ts";
@@ -107,7 +113,8 @@ export class HealthReporter {
     }
     for (const pod of this.options.pods.list()) {
       if (this.busy.size >= this.concurrency) return;
-      if (pod.spec?.nodeName !== this.options.node || !wantsProbe(pod) || pod.metadata?.deletionTimestamp) continue;
+      if (pod.spec?.nodeName !== this.options.node || !wantsProbe(pod) || pod.metadata?.deletionTimestamp)
+        continue;
       const address = pod.status?.podIP;
       const key = `${pod.metadata?.namespace}/${pod.metadata?.name}`;
       if (!address || this.busy.has(key)) continue;

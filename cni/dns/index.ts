@@ -11,10 +11,10 @@ export {
   DNS_HEALTHY_CONDITION,
   DNS_NAME_ANNOTATION,
   type DnsSettings,
-  PROBE_HTTP_ANNOTATION,
-  PROBE_TCP_ANNOTATION,
   PodRecords,
   type PodRecordsOptions,
+  PROBE_HTTP_ANNOTATION,
+  PROBE_TCP_ANNOTATION,
   type Source,
 } from "./pod-records.ts";
 export type { Zone } from "./query.ts";

@@ -6,7 +6,13 @@
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:http";
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type V1Node, type V1Pod } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type V1Node,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { Registry } from "prom-client";
 import { GROUP, KINDS, type Network, type SkeinList, VERSION } from "../../api/v1alpha1/index.ts";
 import { describeError, InvalidInputError } from "../../kit/errors.ts";
@@ -55,7 +61,10 @@ function defaultUpstreams(path: string): Upstream[] {
   try {
     return resolvConfServers(readFileSync(path, "utf8"));
   } catch (err) {
-    log.warn({ path, err: describeError(err) }, "cannot read resolv.conf; names outside the domain get REFUSED");
+    log.warn(
+      { path, err: describeError(err) },
+      "cannot read resolv.conf; names outside the domain get REFUSED",
+    );
     return [];
   }
 }
@@ -80,7 +89,12 @@ async function startService(config: DnsConfig, kubeConfig: KubeConfig): Promise<
     name: "networks",
     path: `/apis/${GROUP}/${VERSION}/${plural}`,
     list: async (s) =>
-      (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural, ...s })) as SkeinList<Network>,
+      (await custom.listClusterCustomObject({
+        group: GROUP,
+        version: VERSION,
+        plural,
+        ...s,
+      })) as SkeinList<Network>,
     fieldSelector: `metadata.name=${config.network}`,
     logger: log,
   });
@@ -109,9 +123,10 @@ async function startService(config: DnsConfig, kubeConfig: KubeConfig): Promise<
     logger: log,
     upstreamTimeoutMs: config.upstreamTimeoutMs,
   });
-  const health = config.probes && config.node
-    ? new HealthReporter({ node: config.node, pods, kubeConfig, logger: log })
-    : undefined;
+  const health =
+    config.probes && config.node
+      ? new HealthReporter({ node: config.node, pods, kubeConfig, logger: log })
+      : undefined;
 
   const stopInformers = () => Promise.all([pods.stop(), nodes.stop(), networks.stop()]);
   pods.start();
@@ -120,7 +135,8 @@ async function startService(config: DnsConfig, kubeConfig: KubeConfig): Promise<
   try {
     await Promise.all([pods.waitForSync(), nodes.waitForSync()]);
     await Promise.race([networks.waitForSync(), new Promise((r) => setTimeout(r, NETWORK_WAIT_MS).unref())]);
-    if (!networks.hasSynced()) log.warn({ network: config.network }, "Network not readable yet; serving with defaults");
+    if (!networks.hasSynced())
+      log.warn({ network: config.network }, "Network not readable yet; serving with defaults");
     await responder.start();
   } catch (err) {
     await stopInformers();
@@ -139,7 +155,10 @@ async function startService(config: DnsConfig, kubeConfig: KubeConfig): Promise<
         );
       }).listen(config.metricsAddress.port, config.metricsAddress.host)
     : undefined;
-  log.info({ domain: records.domain, listen: responder.addresses(), node: config.node }, "DNS responder ready");
+  log.info(
+    { domain: records.domain, listen: responder.addresses(), node: config.node },
+    "DNS responder ready",
+  );
   return {
     async stop() {
       health?.stop();

@@ -1,10 +1,16 @@
 /**
  * The responder's Prometheus metrics, registered on the registry its host
  * passes in (the node network agent's), so one /metrics serves them all.
- * Label children used on the hot path are made once here.
+ *
+ * The per-query counters are plain numbers, published at scrape time:
+ * prom-client hashes the label set on every increment, which would cost more
+ * than answering a cached query.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { RCODE_NAMES } from "./query.ts";
+
+/** Extended rcodes are 12 bits (RFC 6891); the responder sends only the first few. */
+const RCODE_SLOTS = 4096;
 
 export type DropReason = "short" | "response" | "client" | "overload" | "error";
 
@@ -18,9 +24,7 @@ export class DnsMetrics {
   readonly names: Gauge;
   readonly addresses: Gauge;
   readonly pods: Gauge;
-  private readonly byRcode = new Map<number, Counter.Internal>();
-  readonly udpQueries: Counter.Internal;
-  readonly tcpQueries: Counter.Internal;
+  private readonly counts = { udp: 0, tcp: 0, records: 0, byRcode: new Array<number>(RCODE_SLOTS).fill(0) };
 
   /** `counts` is read at each scrape. */
   constructor(registry: Registry, counts: () => { pods: number; names: number; addresses: number }) {
@@ -30,12 +34,23 @@ export class DnsMetrics {
       help: "DNS queries received, by transport",
       labelNames: ["transport"] as const,
       registers,
+      collect: () => {
+        this.queries.reset();
+        this.queries.labels("udp").inc(this.counts.udp);
+        this.queries.labels("tcp").inc(this.counts.tcp);
+      },
     });
     this.responses = new Counter({
       name: "skein_dns_responses_total",
       help: "DNS responses sent, by result code (local answers and relayed upstream answers)",
       labelNames: ["rcode"] as const,
       registers,
+      collect: () => {
+        this.responses.reset();
+        this.counts.byRcode.forEach((count, code) => {
+          if (count > 0) this.responses.labels(RCODE_NAMES[code] ?? `RCODE${code}`).inc(count);
+        });
+      },
     });
     this.dropped = new Counter({
       name: "skein_dns_dropped_total",
@@ -47,6 +62,10 @@ export class DnsMetrics {
       name: "skein_dns_answer_records_total",
       help: "Records served in local answers",
       registers,
+      collect: () => {
+        this.answerRecords.reset();
+        this.answerRecords.inc(this.counts.records);
+      },
     });
     this.upstreamSeconds = new Histogram({
       name: "skein_dns_upstream_duration_seconds",
@@ -85,17 +104,18 @@ export class DnsMetrics {
         this.set(counts().pods);
       },
     });
-    for (const [code, name] of Object.entries(RCODE_NAMES)) {
-      this.byRcode.set(Number(code), this.responses.labels(name));
-    }
-    this.udpQueries = this.queries.labels("udp");
-    this.tcpQueries = this.queries.labels("tcp");
+  }
+
+  query(transport: "udp" | "tcp"): void {
+    this.counts[transport]++;
   }
 
   response(rcode: number): void {
-    const child = this.byRcode.get(rcode);
-    if (child) child.inc();
-    else this.responses.labels(RCODE_NAMES[rcode] ?? `RCODE${rcode}`).inc();
+    this.counts.byRcode[rcode & (RCODE_SLOTS - 1)]!++;
+  }
+
+  served(records: number): void {
+    this.counts.records += records;
   }
 
   /** The rcode of a relayed upstream answer, read from its header. */

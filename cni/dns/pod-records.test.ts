@@ -78,15 +78,26 @@ describe("podRecord", () => {
     ["without an address", { ip: "" }, "NoAddress"],
     ["with a garbage address", { ip: "nope" }, "NoAddress"],
     ["not Ready", { ready: false }, "NotReady"],
-    ["asking for a TCP probe, not yet probed", { annotations: { "skein.io/probe-tcp": "8080" } }, "NotProbedHealthy"],
-    ["failing its HTTP probe", { annotations: { "skein.io/probe-http": ":8080/healthz" }, healthy: "False" }, "NotProbedHealthy"],
+    [
+      "asking for a TCP probe, not yet probed",
+      { annotations: { "skein.io/probe-tcp": "8080" } },
+      "NotProbedHealthy",
+    ],
+    [
+      "failing its HTTP probe",
+      { annotations: { "skein.io/probe-http": ":8080/healthz" }, healthy: "False" },
+      "NotProbedHealthy",
+    ],
     ["with the readiness gate unset", { gate: true }, "NotProbedHealthy"],
   ])("leaves out a pod %s", (_, shape, reason) => {
     expect(podRecord(pod(shape), noNodeGone)).toEqual({ excluded: reason });
   });
 
   it("keeps a pod that passes its probe", () => {
-    expect("record" in podRecord(pod({ annotations: { "skein.io/probe-tcp": "8080" }, healthy: "True" }), noNodeGone)).toBe(true);
+    expect(
+      "record" in
+        podRecord(pod({ annotations: { "skein.io/probe-tcp": "8080" }, healthy: "True" }), noNodeGone),
+    ).toBe(true);
   });
 
   it("leaves out a pod whose node is gone", () => {
@@ -128,7 +139,13 @@ describe("PodRecords", () => {
     const networks = new FakeSource<Network>();
     nodes.put(node("node-1"));
     nodes.put(node("node-2"));
-    const records = new PodRecords({ pods, nodes, networks, networkName: "skein", defaults: { upstreams: [{ address: "10.0.0.2", port: 53 }] } });
+    const records = new PodRecords({
+      pods,
+      nodes,
+      networks,
+      networkName: "skein",
+      defaults: { upstreams: [{ address: "10.0.0.2", port: 53 }] },
+    });
     return { pods, nodes, networks, records };
   }
 
@@ -176,7 +193,12 @@ describe("PodRecords", () => {
   it("ignores other Networks and lets overrides win", () => {
     const pods = new FakeSource<V1Pod>();
     const networks = new FakeSource<Network>();
-    const records = new PodRecords({ pods, networks, networkName: "skein", overrides: { domain: "fixed.test" } });
+    const records = new PodRecords({
+      pods,
+      networks,
+      networkName: "skein",
+      overrides: { domain: "fixed.test" },
+    });
     networks.put({ ...network({ domain: "other.test" }), metadata: { name: "other" } });
     networks.put(network({ domain: "net.test", ttlSeconds: 9 }));
     expect(records.domain).toBe("fixed.test");

@@ -20,8 +20,8 @@
 import { BlockList, isIP } from "node:net";
 import type { V1Node, V1Pod } from "@kubernetes/client-node";
 import type { Network } from "../../api/v1alpha1/index.ts";
-import { createLogger, type Logger } from "../../kit/log.ts";
 import type { InformerHandlers } from "../../kit/k8s/informer.ts";
+import { createLogger, type Logger } from "../../kit/log.ts";
 import { canonicalAddress, isDnsLabel, isDomain, normaliseName } from "./names.ts";
 import type { Zone } from "./query.ts";
 import { type PodRecord, RecordStore } from "./records.ts";
@@ -196,7 +196,8 @@ export class PodRecords implements Zone {
     return this.settings;
   }
 
-  private nodeGone = (name: string): boolean => (this.options.nodes ? nodeIsGone(this.options.nodes.get(name)) : false);
+  private nodeGone = (name: string): boolean =>
+    this.options.nodes ? nodeIsGone(this.options.nodes.get(name)) : false;
 
   private refreshPod(pod: V1Pod): void {
     const verdict = podRecord(pod, this.nodeGone);
@@ -217,7 +218,10 @@ export class PodRecords implements Zone {
   private updateSettings(network: Network | undefined): void {
     const next = this.resolveSettings(network);
     if (JSON.stringify(next) === JSON.stringify(this.settings)) return;
-    this.log.info({ domain: next.domain, ttlSeconds: next.ttlSeconds, upstreams: next.upstreams }, "DNS settings changed");
+    this.log.info(
+      { domain: next.domain, ttlSeconds: next.ttlSeconds, upstreams: next.upstreams },
+      "DNS settings changed",
+    );
     this.settings = next;
     this.applySettings(next);
     this.settingsChanges++;
@@ -227,7 +231,8 @@ export class PodRecords implements Zone {
     const owned = new BlockList();
     const [network = "", prefix = ""] = (settings.cidr ?? "").split("/");
     const family = isIP(network);
-    if (family !== 0 && /^\d{1,3}$/.test(prefix)) owned.addSubnet(network, Number(prefix), family === 4 ? "ipv4" : "ipv6");
+    if (family !== 0 && /^\d{1,3}$/.test(prefix))
+      owned.addSubnet(network, Number(prefix), family === 4 ? "ipv4" : "ipv6");
     this.owned = owned;
   }
 
@@ -258,7 +263,8 @@ export class PodRecords implements Zone {
     if (network?.spec?.cidr) fromNetwork.cidr = network.spec.cidr;
     const merged: DnsSettings = {
       domain: overrides.domain ?? fromNetwork.domain ?? defaults.domain ?? DEFAULT_DOMAIN,
-      ttlSeconds: overrides.ttlSeconds ?? fromNetwork.ttlSeconds ?? defaults.ttlSeconds ?? DEFAULT_TTL_SECONDS,
+      ttlSeconds:
+        overrides.ttlSeconds ?? fromNetwork.ttlSeconds ?? defaults.ttlSeconds ?? DEFAULT_TTL_SECONDS,
       upstreams: overrides.upstreams ?? fromNetwork.upstreams ?? defaults.upstreams ?? [],
     };
     const cidr = overrides.cidr ?? fromNetwork.cidr ?? defaults.cidr;

@@ -1,10 +1,12 @@
 import { createServer as createHttpServer } from "node:http";
-import { createServer, type AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import type { V1Pod } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
 import { probeSpecs, runProbe } from "./probe.ts";
 
-const withAnnotations = (annotations: Record<string, string>): V1Pod => ({ metadata: { name: "p", annotations } });
+const withAnnotations = (annotations: Record<string, string>): V1Pod => ({
+  metadata: { name: "p", annotations },
+});
 
 describe("probeSpecs", () => {
   it.each<[Record<string, string>, unknown]>([
@@ -14,7 +16,12 @@ describe("probeSpecs", () => {
     [{ "skein.io/probe-http": "8080" }, { specs: [{ kind: "http", port: 8080, path: "/" }] }],
     [
       { "skein.io/probe-tcp": "53", "skein.io/probe-http": "80/ready?full=1" },
-      { specs: [{ kind: "tcp", port: 53 }, { kind: "http", port: 80, path: "/ready?full=1" }] },
+      {
+        specs: [
+          { kind: "tcp", port: 53 },
+          { kind: "http", port: 80, path: "/ready?full=1" },
+        ],
+      },
     ],
   ])("%j", (annotations, want) => {
     expect(probeSpecs(withAnnotations(annotations))).toEqual(want);
@@ -55,8 +62,12 @@ describe("runProbe", () => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
     const port = (server.address() as AddressInfo).port;
     try {
-      expect(await runProbe("127.0.0.1", { kind: "http", port, path: "/healthz" }, 500)).toMatchObject({ ok: true });
-      expect(await runProbe("127.0.0.1", { kind: "http", port, path: "/moved" }, 500)).toMatchObject({ ok: true });
+      expect(await runProbe("127.0.0.1", { kind: "http", port, path: "/healthz" }, 500)).toMatchObject({
+        ok: true,
+      });
+      expect(await runProbe("127.0.0.1", { kind: "http", port, path: "/moved" }, 500)).toMatchObject({
+        ok: true,
+      });
       expect(await runProbe("127.0.0.1", { kind: "http", port, path: "/down" }, 500)).toMatchObject({
         ok: false,
         message: expect.stringMatching(/HTTP 503/),

@@ -70,13 +70,22 @@ function probeTcp(address: string, port: number, timeoutMs: number, what: string
       socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => finish({ ok: false, message: `${what}: no connection within ${timeoutMs} ms` }), timeoutMs);
+    const timer = setTimeout(
+      () => finish({ ok: false, message: `${what}: no connection within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     socket.once("error", (err) => finish({ ok: false, message: `${what}: ${describeError(err)}` }));
     socket.connect(port, address, () => finish({ ok: true, message: `${what}: connected` }));
   });
 }
 
-function probeHttp(address: string, port: number, path: string, timeoutMs: number, what: string): Promise<ProbeResult> {
+function probeHttp(
+  address: string,
+  port: number,
+  path: string,
+  timeoutMs: number,
+  what: string,
+): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let settled = false;
     const finish = (result: ProbeResult) => {
@@ -86,12 +95,25 @@ function probeHttp(address: string, port: number, path: string, timeoutMs: numbe
       req.destroy();
       resolve(result);
     };
-    const req = request({ host: address, port, path, method: "GET", agent: false, headers: { "user-agent": "skein-dns-probe" } }, (res) => {
-      const status = res.statusCode ?? 0;
-      res.resume();
-      finish({ ok: status >= 200 && status < 400, message: `${what}: HTTP ${status}` });
-    });
-    const timer = setTimeout(() => finish({ ok: false, message: `${what}: no answer within ${timeoutMs} ms` }), timeoutMs);
+    const req = request(
+      {
+        host: address,
+        port,
+        path,
+        method: "GET",
+        agent: false,
+        headers: { "user-agent": "skein-dns-probe" },
+      },
+      (res) => {
+        const status = res.statusCode ?? 0;
+        res.resume();
+        finish({ ok: status >= 200 && status < 400, message: `${what}: HTTP ${status}` });
+      },
+    );
+    const timer = setTimeout(
+      () => finish({ ok: false, message: `${what}: no answer within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     req.once("error", (err) => finish({ ok: false, message: `${what}: ${describeError(err)}` }));
     req.end();
   });

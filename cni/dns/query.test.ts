@@ -17,7 +17,9 @@ function local(decision: Decision): Extract<Decision, { kind: "local" }> {
 /** Answers the query as the responder would: one rotation step per answer. */
 function ask(zone: TestZone, message: Buffer, transport: "udp" | "tcp" = "udp") {
   const d = local(handleQuery(message, zone, transport));
-  const rotation = d.rotation ? zone.records.nextRotation(d.rotation.name, d.rotation.family) % d.rotation.variants : 0;
+  const rotation = d.rotation
+    ? zone.records.nextRotation(d.rotation.name, d.rotation.family) % d.rotation.variants
+    : 0;
   return decodeResponse(d.encode(rotation));
 }
 
@@ -55,9 +57,9 @@ describe("handleQuery: names in the domain", () => {
 
   it("answers <pod>.<namespace>", () => {
     const zone = zoneWithWeb();
-    expect(addressesOf(local(handleQuery(queryPacket("web-2.default.skein.local", "A"), zone, "udp")).encode(0))).toEqual([
-      "10.244.2.2",
-    ]);
+    expect(
+      addressesOf(local(handleQuery(queryPacket("web-2.default.skein.local", "A"), zone, "udp")).encode(0)),
+    ).toEqual(["10.244.2.2"]);
   });
 
   it.each([
@@ -85,9 +87,9 @@ describe("handleQuery: names in the domain", () => {
   it("answers AAAA from IPv6 pod addresses", () => {
     const zone = new TestZone();
     zone.addPod("v6", ["10.244.9.9", "fd00::9"], ["dual"]);
-    expect(addressesOf(local(handleQuery(queryPacket("dual.skein.local", "AAAA"), zone, "udp")).encode(0))).toEqual([
-      "fd00::9",
-    ]);
+    expect(
+      addressesOf(local(handleQuery(queryPacket("dual.skein.local", "AAAA"), zone, "udp")).encode(0)),
+    ).toEqual(["fd00::9"]);
   });
 
   it.each([["CH"], ["HS"]])("refuses class %s in the domain", (klass) => {
@@ -115,7 +117,9 @@ describe("handleQuery: reverse lookups", () => {
 
   it("says NXDOMAIN for an unused overlay address and forwards addresses outside it", () => {
     expect(ask(zoneWithWeb(), queryPacket("9.9.244.10.in-addr.arpa", "PTR")).rcode).toBe("NXDOMAIN");
-    expect(handleQuery(queryPacket("1.0.0.127.in-addr.arpa", "PTR"), zoneWithWeb(), "udp").kind).toBe("forward");
+    expect(handleQuery(queryPacket("1.0.0.127.in-addr.arpa", "PTR"), zoneWithWeb(), "udp").kind).toBe(
+      "forward",
+    );
     expect(handleQuery(queryPacket("244.10.in-addr.arpa", "PTR"), zoneWithWeb(), "udp").kind).toBe("forward");
   });
 
@@ -148,17 +152,24 @@ describe("handleQuery: protocol errors", () => {
   it.each([
     ["an empty datagram", Buffer.alloc(0), "short"],
     ["11 bytes", Buffer.alloc(11), "short"],
-    ["a response", (() => {
-      const m = queryPacket("web.skein.local", "A");
-      m[2] = m[2]! | 0x80;
-      return m;
-    })(), "response"],
+    [
+      "a response",
+      (() => {
+        const m = queryPacket("web.skein.local", "A");
+        m[2] = m[2]! | 0x80;
+        return m;
+      })(),
+      "response",
+    ],
   ])("stays silent for %s", (_, message, reason) => {
     expect(handleQuery(message, zoneWithWeb(), "udp")).toEqual({ kind: "drop", reason });
   });
 
   it("answers FORMERR with the ID for a header followed by garbage", () => {
-    const message = Buffer.concat([Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]), Buffer.from([0x3f, 1, 2])]);
+    const message = Buffer.concat([
+      Buffer.from([0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0]),
+      Buffer.from([0x3f, 1, 2]),
+    ]);
     const res = ask(zoneWithWeb(), message);
     expect(res).toMatchObject({ id: 0x1234, rcode: "FORMERR", flag_qr: true });
     expect(res.questions ?? []).toHaveLength(0);
@@ -199,8 +210,26 @@ describe("handleQuery: protocol errors", () => {
       id: 3,
       questions: [{ name: "web.skein.local", type: "A" }],
       additionals: [
-        { type: "OPT", name: ".", udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
-        { type: "OPT", name: ".", udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
+        {
+          type: "OPT",
+          name: ".",
+          udpPayloadSize: 1232,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: 0,
+          flag_do: false,
+          options: [],
+        },
+        {
+          type: "OPT",
+          name: ".",
+          udpPayloadSize: 1232,
+          extendedRcode: 0,
+          ednsVersion: 0,
+          flags: 0,
+          flag_do: false,
+          options: [],
+        },
       ],
     });
     expect(ask(zoneWithWeb(), message).rcode).toBe("FORMERR");
@@ -220,7 +249,9 @@ describe("handleQuery: EDNS and truncation", () => {
   });
 
   it("uses the client's EDNS size, capped at 1232, and echoes OPT with the DO bit", () => {
-    const big = local(handleQuery(queryPacket("web.skein.local", "A", { edns: 65000, dnssecOk: true }), many(), "udp")).encode(0);
+    const big = local(
+      handleQuery(queryPacket("web.skein.local", "A", { edns: 65000, dnssecOk: true }), many(), "udp"),
+    ).encode(0);
     expect(big.length).toBeLessThanOrEqual(MAX_UDP_PAYLOAD);
     expect(big.length).toBeGreaterThan(512);
     const res = decodeResponse(big);
@@ -230,7 +261,9 @@ describe("handleQuery: EDNS and truncation", () => {
   });
 
   it("never goes below 512 for small EDNS sizes", () => {
-    const message = local(handleQuery(queryPacket("web.skein.local", "A", { edns: 100 }), many(), "udp")).encode(0);
+    const message = local(
+      handleQuery(queryPacket("web.skein.local", "A", { edns: 100 }), many(), "udp"),
+    ).encode(0);
     expect(message.length).toBeGreaterThan(400);
     expect(message.length).toBeLessThanOrEqual(512);
   });

@@ -2,7 +2,12 @@ import { describe, expect, it } from "vitest";
 import { compareAddresses, type PodRecord, RecordStore, rotate } from "./records.ts";
 
 function pod(name: string, addresses: string[], names: string[] = ["web"]): PodRecord {
-  return { key: `default/${name}`, names: [...names, `${name}.default`], addresses, pointer: `${name}.default` };
+  return {
+    key: `default/${name}`,
+    names: [...names, `${name}.default`],
+    addresses,
+    pointer: `${name}.default`,
+  };
 }
 
 describe("rotate", () => {
@@ -19,7 +24,11 @@ describe("rotate", () => {
 
 describe("compareAddresses", () => {
   it("orders IPv4 numerically", () => {
-    expect(["10.0.0.10", "10.0.0.9", "9.0.0.1"].sort(compareAddresses)).toEqual(["9.0.0.1", "10.0.0.9", "10.0.0.10"]);
+    expect(["10.0.0.10", "10.0.0.9", "9.0.0.1"].sort(compareAddresses)).toEqual([
+      "9.0.0.1",
+      "10.0.0.9",
+      "10.0.0.10",
+    ]);
   });
 });
 
@@ -29,7 +38,10 @@ describe("RecordStore", () => {
     store.set(pod("b", ["10.0.0.10"]));
     store.set(pod("a", ["10.0.0.9"]));
     store.set(pod("c", ["10.0.0.11", "fd00::11"]));
-    expect(store.lookup("web")).toMatchObject({ v4: ["10.0.0.9", "10.0.0.10", "10.0.0.11"], v6: ["fd00::11"] });
+    expect(store.lookup("web")).toMatchObject({
+      v4: ["10.0.0.9", "10.0.0.10", "10.0.0.11"],
+      v6: ["fd00::11"],
+    });
     expect(store.lookup("a.default")).toMatchObject({ v4: ["10.0.0.9"], v6: [] });
   });
 
@@ -60,7 +72,12 @@ describe("RecordStore", () => {
 
   it("drops a deleted pod's names, parents and pointers, and says so in the version", () => {
     const store = new RecordStore();
-    store.set({ key: "prod/db-0", names: ["db-0.prod", "db"], addresses: ["10.0.0.5"], pointer: "db-0.prod" });
+    store.set({
+      key: "prod/db-0",
+      names: ["db-0.prod", "db"],
+      addresses: ["10.0.0.5"],
+      pointer: "db-0.prod",
+    });
     const v = store.version;
     expect(store.lookup("prod")).toEqual({ v4: [], v6: [] });
     expect(store.pointersOf("10.0.0.5")).toEqual(["db-0.prod"]);

@@ -40,13 +40,22 @@ describe("DnsResponder on loopback", () => {
       expect(decodeResponse(answer!).id).toBe(i);
       firsts.push(addressesOf(answer!)[0]!);
     }
-    expect(firsts).toEqual(["10.244.1.2", "10.244.2.2", "10.244.3.2", "10.244.1.2", "10.244.2.2", "10.244.3.2"]);
+    expect(firsts).toEqual([
+      "10.244.1.2",
+      "10.244.2.2",
+      "10.244.3.2",
+      "10.244.1.2",
+      "10.244.2.2",
+      "10.244.3.2",
+    ]);
   });
 
   it("stops answering for a pod as soon as its record goes", async () => {
     zone.records.delete("default/web-2");
     for (let i = 0; i < 3; i++) {
-      expect(addressesOf((await udpAsk(port, queryPacket("web.skein.local", "A")))!)).not.toContain("10.244.2.2");
+      expect(addressesOf((await udpAsk(port, queryPacket("web.skein.local", "A")))!)).not.toContain(
+        "10.244.2.2",
+      );
     }
     zone.addPod("web-2", ["10.244.2.2"], ["web"]);
   });
@@ -54,7 +63,10 @@ describe("DnsResponder on loopback", () => {
   it("truncates over UDP and gives everything over TCP, pipelined", async () => {
     const udp = decodeResponse((await udpAsk(port, queryPacket("big.skein.local", "A")))!);
     expect(udp.flag_tc).toBe(true);
-    const answers = await tcpAsk(port, [queryPacket("big.skein.local", "A", { id: 1 }), queryPacket("nope.skein.local", "A", { id: 2 })]);
+    const answers = await tcpAsk(port, [
+      queryPacket("big.skein.local", "A", { id: 1 }),
+      queryPacket("nope.skein.local", "A", { id: 2 }),
+    ]);
     const byId = new Map(answers.map((a) => [decodeResponse(a).id, decodeResponse(a)]));
     expect(byId.get(1)?.answers).toHaveLength(80);
     expect(byId.get(1)?.flag_tc).toBe(false);

@@ -114,7 +114,16 @@ export class DnsResponder {
     const port = listen.port ?? 53;
     const what = `${family === 6 ? `[${listen.address}]` : listen.address}:${port}`;
     const hint = "check that the address is on this node and no other DNS server holds the port";
-    const udp = createSocket({ type: family === 6 ? "udp6" : "udp4" });
+    const udp = createSocket({
+      type: family === 6 ? "udp6" : "udp4",
+      // Replies go to the address a query came from, always an IP literal: skip
+      // dgram's default lookup, which defers every send by a tick.
+      lookup: (
+        address: string,
+        _family: unknown,
+        callback: (err: null, address: string, family: number) => void,
+      ) => callback(null, address, family),
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         udp.once("error", reject);
@@ -162,11 +171,17 @@ export class DnsResponder {
   }
 
   private onDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
-    this.metrics.udpQueries.inc();
+    this.metrics.query("udp");
     try {
-      if (!this.clients.allows(remote.address)) return this.drop("client");
+      if (!this.clients.allows(remote.address)) {
+        this.drop("client");
+        return;
+      }
+      if (message.length < 12) {
+        this.drop("short");
+        return;
+      }
       const reply = (response: Buffer) => socket.send(response, remote.port, remote.address);
-      if (message.length < 12) return this.drop("short");
       const zone = this.options.zone;
       const version = zone.version;
       const key = message.toString("latin1", 2);
@@ -204,7 +219,7 @@ export class DnsResponder {
     encoded.copy(response);
     response.writeUInt16BE(query.readUInt16BE(0), 0);
     this.metrics.response(answer.rcode);
-    if (answer.records) this.metrics.answerRecords.inc(answer.records);
+    if (answer.records) this.metrics.served(answer.records);
     return response;
   }
 
@@ -253,7 +268,7 @@ export class DnsResponder {
         if (buffered.length < 2 + length) break;
         const message = Buffer.from(buffered.subarray(2, 2 + length));
         buffered = buffered.subarray(2 + length);
-        this.metrics.tcpQueries.inc();
+        this.metrics.query("tcp");
         if (++pending > MAX_TCP_PENDING) {
           this.drop("overload");
           conn.destroy();

@@ -130,7 +130,12 @@ function keyOf(obj: { metadata?: { name?: string; namespace?: string } }): strin
 }
 
 /** One UDP query to the responder; undefined when no answer comes within `timeoutMs`. */
-export async function udpAsk(port: number, message: Buffer, timeoutMs = 1000, host = "127.0.0.1"): Promise<Buffer | undefined> {
+export async function udpAsk(
+  port: number,
+  message: Buffer,
+  timeoutMs = 1000,
+  host = "127.0.0.1",
+): Promise<Buffer | undefined> {
   const socket = createSocket("udp4");
   try {
     return await new Promise((resolve) => {

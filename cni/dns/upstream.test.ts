@@ -3,8 +3,8 @@ import { createServer, type Server } from "node:net";
 import { decode, encode, type Question } from "dns-packet";
 import { afterEach, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../kit/errors.ts";
-import { Forwarder, parseUpstream, resolvConfServers, type Upstream } from "./upstream.ts";
 import { queryPacket } from "./testing.ts";
+import { Forwarder, parseUpstream, resolvConfServers, type Upstream } from "./upstream.ts";
 
 describe("parseUpstream", () => {
   it.each([
@@ -16,14 +16,18 @@ describe("parseUpstream", () => {
     expect(parseUpstream(text)).toEqual(want);
   });
 
-  it.each([["dns.example"], ["10.0.0.1:0"], ["10.0.0.1:70000"], ["[fd00::1]"], [""], ["10.0.0.256"]])("rejects %j", (text) => {
-    expect(() => parseUpstream(text)).toThrow(InvalidInputError);
-  });
+  it.each([["dns.example"], ["10.0.0.1:0"], ["10.0.0.1:70000"], ["[fd00::1]"], [""], ["10.0.0.256"]])(
+    "rejects %j",
+    (text) => {
+      expect(() => parseUpstream(text)).toThrow(InvalidInputError);
+    },
+  );
 });
 
 describe("resolvConfServers", () => {
   it("takes nameserver lines in order and skips the rest", () => {
-    const text = "# comment\nsearch x.local\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n  nameserver fd00::53\noptions ndots:5\n";
+    const text =
+      "# comment\nsearch x.local\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n  nameserver fd00::53\noptions ndots:5\n";
     expect(resolvConfServers(text)).toEqual([
       { address: "10.0.0.2", port: 53 },
       { address: "fd00::53", port: 53 },
@@ -34,7 +38,9 @@ describe("resolvConfServers", () => {
 type Behaviour = "answer" | "silent" | "spoof-then-answer" | "wrong-question";
 
 /** A scripted upstream on loopback, UDP and TCP on one port. */
-async function fakeUpstream(behaviour: Behaviour): Promise<{ upstream: Upstream; asked: () => number; close(): Promise<void> }> {
+async function fakeUpstream(
+  behaviour: Behaviour,
+): Promise<{ upstream: Upstream; asked: () => number; close(): Promise<void> }> {
   let count = 0;
   const answer = (query: Buffer, question?: Question): Buffer => {
     const q = decode(query);
@@ -115,7 +121,12 @@ describe("Forwarder", () => {
     expect(first.kind).toBe("answer");
     if (first.kind !== "answer") return;
     expect(decode(first.response)).toMatchObject({ id: 777, answers: [{ data: "192.0.2.53" }] });
-    const second = await forwarder.forward(queryPacket("example.org", "A", { id: 778 }), question, "udp", 512);
+    const second = await forwarder.forward(
+      queryPacket("example.org", "A", { id: 778 }),
+      question,
+      "udp",
+      512,
+    );
     expect(second.kind === "answer" && decode(second.response).id).toBe(778);
     expect(up.asked()).toBe(1);
   });
@@ -123,7 +134,10 @@ describe("Forwarder", () => {
   it("moves on to the next upstream when one is silent", async () => {
     const silent = await start("silent");
     const good = await start("answer");
-    const forwarder = new Forwarder({ upstreams: () => [silent.upstream, good.upstream], attemptTimeoutMs: 200 });
+    const forwarder = new Forwarder({
+      upstreams: () => [silent.upstream, good.upstream],
+      attemptTimeoutMs: 200,
+    });
     const { message, question } = q();
     const began = Date.now();
     const result = await forwarder.forward(message, question, "udp", 512);
@@ -134,7 +148,11 @@ describe("Forwarder", () => {
 
   it("answers SERVFAIL within its deadline when every upstream is silent", async () => {
     const silent = await start("silent");
-    const down = new Forwarder({ upstreams: () => [silent.upstream, silent.upstream], timeoutMs: 300, attemptTimeoutMs: 1000 });
+    const down = new Forwarder({
+      upstreams: () => [silent.upstream, silent.upstream],
+      timeoutMs: 300,
+      attemptTimeoutMs: 1000,
+    });
     const { message, question } = q();
     const began = Date.now();
     expect(await down.forward(message, question, "udp", 512)).toEqual({ kind: "fail", rcode: 2 });
@@ -159,7 +177,9 @@ describe("Forwarder", () => {
     const forwarder = new Forwarder({ upstreams: () => [spoofing.upstream] });
     const { message, question } = q();
     const result = await forwarder.forward(message, question, "udp", 512);
-    expect(result.kind === "answer" && decode(result.response).answers?.[0]).toMatchObject({ data: "192.0.2.53" });
+    expect(result.kind === "answer" && decode(result.response).answers?.[0]).toMatchObject({
+      data: "192.0.2.53",
+    });
 
     const lying = await start("wrong-question");
     const strict = new Forwarder({ upstreams: () => [lying.upstream], timeoutMs: 500 });
@@ -171,7 +191,9 @@ describe("Forwarder", () => {
     const forwarder = new Forwarder({ upstreams: () => [up.upstream] });
     const { message, question } = q("tcp.example.org");
     const result = await forwarder.forward(message, question, "tcp", 65535);
-    expect(result.kind === "answer" && decode(result.response).answers?.[0]).toMatchObject({ name: "tcp.example.org" });
+    expect(result.kind === "answer" && decode(result.response).answers?.[0]).toMatchObject({
+      name: "tcp.example.org",
+    });
   });
 
   it("answers SERVFAIL at once past its in-flight cap", async () => {
@@ -186,4 +208,3 @@ describe("Forwarder", () => {
     await Promise.all(asks);
   });
 });
-

@@ -48,7 +48,8 @@ export function resolvConfServers(text: string): Upstream[] {
   for (const line of text.split("\n")) {
     const match = /^\s*nameserver\s+(\S+)/.exec(line);
     // A scoped address (fe80::1%eth0) names an interface of the node, not of this namespace.
-    if (match && !match[1]!.includes("%") && isIP(match[1]!) !== 0) servers.push({ address: match[1]!, port: 53 });
+    if (match && !match[1]!.includes("%") && isIP(match[1]!) !== 0)
+      servers.push({ address: match[1]!, port: 53 });
   }
   return servers;
 }

@@ -5,7 +5,7 @@
 
 import { InvalidInputError } from "../../kit/errors.ts";
 import type { Argv } from "../../kit/exec.ts";
-import { isAddress } from "../ipv4.ts";
+import { isAddress } from "../../kit/ipv4.ts";
 import { checkedInterfaceName } from "./ifname.ts";
 
 /** The MAC that marks a flood-list entry: unknown and broadcast frames go to every such dst. */

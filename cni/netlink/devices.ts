@@ -6,7 +6,7 @@
  */
 import { InvalidInputError } from "../../kit/errors.ts";
 import type { Argv } from "../../kit/exec.ts";
-import { isAddress } from "../ipv4.ts";
+import { isAddress } from "../../kit/ipv4.ts";
 import { interfaceNameProblem } from "./ifname.ts";
 import { type Link, parseLinks } from "./parse.ts";
 

@@ -7,7 +7,7 @@
  * A failure undoes what this call made, as the spec asks.
  */
 import { ExecError, inNetns, run } from "../../kit/exec.ts";
-import * as ipv4 from "../ipv4.ts";
+import * as ipv4 from "../../kit/ipv4.ts";
 import {
   addrAdd,
   ipBatch,
@@ -17,6 +17,7 @@ import {
   linkSet,
   linkShow,
   routeReplace,
+  type VethSpec,
   vethAdd,
 } from "../netlink/ip.ts";
 import { CniCode, CniError } from "./errors.ts";
@@ -76,8 +77,6 @@ export async function add(invocation: Invocation, conf: NetConf): Promise<Result
     throw err;
   }
 }
-
-type VethSpec = Parameters<typeof vethAdd>[0];
 
 /**
  * `ip link add` fails with "File exists" when either name is taken. The pod

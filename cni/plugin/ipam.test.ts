@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { run } from "../../kit/exec.ts";
-import * as ipv4 from "../ipv4.ts";
+import * as ipv4 from "../../kit/ipv4.ts";
 import { CniError } from "./errors.ts";
 import { AddressStore } from "./ipam.ts";
 import { holderIdentity, withLock } from "./lock.ts";

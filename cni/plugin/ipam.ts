@@ -31,7 +31,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import * as ipv4 from "../ipv4.ts";
+import * as ipv4 from "../../kit/ipv4.ts";
 import { CniCode, CniError } from "./errors.ts";
 import { withLock } from "./lock.ts";
 import type { Attachment } from "./request.ts";

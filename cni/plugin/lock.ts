@@ -51,7 +51,7 @@ function bootId(): string {
 }
 
 /** Field 22 of /proc/<pid>/stat, read after the command name (which may hold spaces or parentheses). */
-export function processStartTime(pid: number): string | undefined {
+function processStartTime(pid: number): string | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];

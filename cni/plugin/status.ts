@@ -4,7 +4,7 @@
  * pods (51), and not when the node's block has no free address left (50).
  */
 import { ExecError, run } from "../../kit/exec.ts";
-import * as ipv4 from "../ipv4.ts";
+import * as ipv4 from "../../kit/ipv4.ts";
 import { isNoSuchDevice, linkShow } from "../netlink/ip.ts";
 import { CniCode, CniError } from "./errors.ts";
 import { AddressStore } from "./ipam.ts";

@@ -11,7 +11,7 @@
  * AlreadyExists instead of a duplicate).
  */
 import { createHash } from "node:crypto";
-import { type Cidr, containsCidr, formatAddress, formatCidr, parseCidr, size } from "../../cni/ipv4.ts";
+import { type Cidr, containsCidr, formatAddress, formatCidr, parseCidr, size } from "../../kit/ipv4.ts";
 
 export interface NetworkShape {
   name: string;

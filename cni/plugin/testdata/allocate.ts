@@ -4,7 +4,7 @@
  * real processes against one address store.
  *   node --import tsx allocate.ts <dataDir> <network> <blockCIDR> <gateway> <containerID>
  */
-import * as ipv4 from "../../ipv4.ts";
+import * as ipv4 from "../../../kit/ipv4.ts";
 import { AddressStore } from "../ipam.ts";
 
 const [dataDir, network, block, gateway, containerID] = process.argv.slice(2) as [

@@ -3,8 +3,8 @@
  * container runtime on that node would, and build the node's bridge as the
  * network agent would.
  */
-import { execFile } from "node:child_process";
 import { join } from "node:path";
+import { ExecError, inNetns, run } from "../../../kit/exec.ts";
 import type { Netns } from "../../../test/fixtures/netns.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..", "..");
@@ -17,33 +17,23 @@ export interface Outcome {
   json?: Record<string, unknown>;
 }
 
-/**
- * kit/exec's run() rejects on a non-zero exit without the program's stdout,
- * and a CNI plugin reports its errors on stdout: hence execFile here.
- */
-export function invoke(node: Netns, env: Record<string, string>, config: unknown): Promise<Outcome> {
-  const stdin = typeof config === "string" ? config : JSON.stringify(config);
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      "nsenter",
-      [`--net=${node.path}`, "--", process.execPath, "--import", "tsx", MAIN],
-      {
-        cwd: REPO,
-        env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
-        timeout: 60_000,
-      },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== "number") {
-          reject(new Error(`plugin could not run: ${err.message} ${stderr}`));
-          return;
-        }
-        const outcome: Outcome = { exitCode: err ? Number(err.code) : 0, stdout };
-        if (stdout.trim()) outcome.json = JSON.parse(stdout) as Record<string, unknown>;
-        resolve(outcome);
-      },
-    );
-    child.stdin?.end(stdin);
-  });
+/** Runs the plugin with `env` and `config` on stdin; a CNI error is an outcome, not a throw. */
+export async function invoke(node: Netns, env: Record<string, string>, config: unknown): Promise<Outcome> {
+  const input = typeof config === "string" ? config : JSON.stringify(config);
+  let outcome: Outcome;
+  try {
+    const { stdout } = await run(inNetns(node.path, [process.execPath, "--import", "tsx", MAIN]), {
+      cwd: REPO,
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
+      input,
+    });
+    outcome = { exitCode: 0, stdout };
+  } catch (err) {
+    if (!(err instanceof ExecError) || err.exitCode === null) throw err;
+    outcome = { exitCode: err.exitCode, stdout: err.stdout };
+  }
+  if (outcome.stdout.trim()) outcome.json = JSON.parse(outcome.stdout) as Record<string, unknown>;
+  return outcome;
 }
 
 /** What the agent would do on a node: the bridge with the gateway address, up. */

@@ -2,7 +2,7 @@
  * IPv4 arithmetic for the overlay: addresses as unsigned 32-bit numbers, CIDR
  * blocks, and the checks the settings file and the allocator rely on. Pure.
  */
-import { InvalidInputError } from "../kit/errors.ts";
+import { InvalidInputError } from "./errors.ts";
 
 export interface Cidr {
   /** The network address (host bits cleared). */

@@ -1,0 +1,174 @@
+/**
+ * The node's volume agent. Level-triggered: informer events only enqueue a key
+ * (`volume/<name>`, `snapshot/<name>`); workers take keys from one
+ * de-duplicating queue (a key is never worked on twice at once), re-read the
+ * object from the cache and converge it; failures come back after a per-key
+ * backoff; every object is enqueued again on a periodic resync, so nothing
+ * depends on an event having been seen and a restarted agent simply converges.
+ *
+ * It also keeps the node's StoragePool current: on a timer, and shortly after
+ * anything changed the pool's free space.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Snapshot, Volume } from "../../api/v1alpha1/index.ts";
+import { describeError } from "../../kit/errors.ts";
+import type { Informer } from "../../kit/k8s/informer.ts";
+import { WorkQueue } from "../../kit/k8s/workqueue.ts";
+import type { Logger } from "../../kit/log.ts";
+import { SkeinApi } from "../skein-api.ts";
+import { skeinRoot } from "../zfs/names.ts";
+import type { Zfs } from "../zfs/runner.ts";
+import { type AgentContext, holderOf, type Outcome, snapshotKey, volumeKey } from "./context.ts";
+import { findOrphans, type Orphan, publishPool } from "./pool.ts";
+import { reconcileSnapshot } from "./snapshots.ts";
+import { reconcileVolume } from "./volumes.ts";
+
+export interface VolumeAgentOptions {
+  kubeConfig: KubeConfig;
+  node: string;
+  pool: string;
+  zfs: Zfs;
+  logger: Logger;
+  /** Every object is looked at again this often. Default 30 s. */
+  resyncMs?: number;
+  /** The StoragePool is refreshed at least this often. Default 30 s. */
+  poolReportMs?: number;
+  workers?: number;
+}
+
+/** Changes to the pool within this window are reported together. */
+const POOL_DEBOUNCE_MS = 300;
+
+export class VolumeAgent {
+  private readonly ctx: AgentContext;
+  private readonly queue = new WorkQueue();
+  private readonly volumes: Informer<Volume>;
+  private readonly snapshots: Informer<Snapshot>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private workers: Promise<void>[] = [];
+  private poolTimer: NodeJS.Timeout | undefined;
+  private poolReport: Promise<void> = Promise.resolve();
+  private stopped = false;
+
+  constructor(private readonly options: VolumeAgentOptions) {
+    const log = options.logger;
+    const api = new SkeinApi(options.kubeConfig);
+    this.volumes = api.informer("Volume", log);
+    this.snapshots = api.informer("Snapshot", log);
+    this.ctx = {
+      node: options.node,
+      pool: options.pool,
+      zfs: options.zfs,
+      api,
+      log,
+      volumes: this.volumes,
+      snapshots: this.snapshots,
+      now: () => new Date(),
+      deleteRequests: new Map(),
+      poolChanged: () => this.schedulePoolReport(POOL_DEBOUNCE_MS),
+      enqueue: (key) => this.queue.add(key),
+    };
+  }
+
+  /** Starts watching and converging; resolves once the caches are filled and the pool is published. */
+  async start(): Promise<void> {
+    const { zfs, pool } = this.options;
+    await zfs.poolSpace(pool);
+    if (!(await zfs.exists(skeinRoot(pool)))) await zfs.create(skeinRoot(pool), { parents: true });
+    this.volumes.on({
+      add: (v) => this.onVolume(v),
+      update: (_, v) => this.onVolume(v),
+      delete: (v) => this.onVolume(v),
+    });
+    this.snapshots.on({
+      add: (s) => this.queue.add(snapshotKey(s.metadata.name ?? "")),
+      update: (_, s) => this.queue.add(snapshotKey(s.metadata.name ?? "")),
+    });
+    this.volumes.start();
+    this.snapshots.start();
+    await Promise.all([this.volumes.waitForSync(), this.snapshots.waitForSync()]);
+    const workers = this.options.workers ?? 4;
+    this.workers = Array.from({ length: workers }, () => this.work());
+    this.timers.push(setInterval(() => this.resync(), this.options.resyncMs ?? 30_000));
+    this.timers.push(setInterval(() => this.schedulePoolReport(0), this.options.poolReportMs ?? 30_000));
+    this.poolReport = this.reportPool();
+    await this.poolReport;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.poolTimer) clearTimeout(this.poolTimer);
+    await this.queue.shutDown();
+    await Promise.all(this.workers);
+    await this.poolReport;
+    await Promise.all([this.volumes.stop(), this.snapshots.stop()]);
+  }
+
+  /** The cached Volume, for the node service (which mounts only what this node owns). */
+  volume(name: string): Volume | undefined {
+    return this.volumes.get(name);
+  }
+
+  /** Datasets on this node's pool that Skein tagged and no Volume owns. */
+  async orphans(): Promise<Orphan[]> {
+    const datasets = await this.options.zfs.managedDatasets(this.options.pool);
+    const volumes = new Map(this.volumes.list().map((v) => [v.metadata.name ?? "", v]));
+    return findOrphans(datasets, volumes);
+  }
+
+  private onVolume(volume: Volume): void {
+    const name = volume.metadata.name ?? "";
+    this.queue.add(volumeKey(name));
+    // Clones wait for their source, and snapshots for their volume: wake them.
+    for (const s of this.snapshots.list())
+      if (s.spec.volume === name) this.queue.add(snapshotKey(s.metadata.name ?? ""));
+  }
+
+  private resync(): void {
+    for (const v of this.volumes.list())
+      if (holderOf(v) === this.options.node) this.queue.add(volumeKey(v.metadata.name ?? ""));
+    for (const s of this.snapshots.list()) this.queue.add(snapshotKey(s.metadata.name ?? ""));
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      try {
+        const outcome = await this.reconcile(key);
+        this.queue.forget(key);
+        if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+      } catch (err) {
+        this.ctx.log.debug({ key, err: describeError(err) }, "reconcile failed; retrying with backoff");
+        this.queue.addRateLimited(key);
+      } finally {
+        this.queue.done(key);
+      }
+    }
+  }
+
+  private reconcile(key: string): Promise<Outcome> {
+    const slash = key.indexOf("/");
+    const kind = key.slice(0, slash);
+    const name = key.slice(slash + 1);
+    return kind === "volume" ? reconcileVolume(this.ctx, name) : reconcileSnapshot(this.ctx, name);
+  }
+
+  private schedulePoolReport(delayMs: number): void {
+    if (this.stopped || this.poolTimer) return;
+    this.poolTimer = setTimeout(() => {
+      this.poolTimer = undefined;
+      this.poolReport = this.poolReport.then(() => this.reportPool());
+    }, delayMs);
+  }
+
+  private async reportPool(): Promise<void> {
+    try {
+      await publishPool(this.ctx, await this.orphans());
+    } catch (err) {
+      this.ctx.log.warn({ err: describeError(err) }, "could not publish the StoragePool; retrying");
+      this.schedulePoolReport(5_000);
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { InvalidInputError } from "../kit/errors.ts";
+import { parseControllerFlags, parseNodeFlags } from "./driver.ts";
+import { bindMountArgs, parseFindmnt, remountReadOnlyArgs, unmountArgs } from "./mount.ts";
+
+describe("csi-controller flags", () => {
+  it("has defaults", () => {
+    expect(parseControllerFlags([])).toEqual({
+      help: false,
+      config: {
+        endpoint: "unix:///run/csi/socket",
+        kubeconfig: undefined,
+        cluster: "skein",
+        metricsAddress: undefined,
+        waitTimeoutMs: 60_000,
+      },
+    });
+  });
+
+  it("reads every flag", () => {
+    const parsed = parseControllerFlags([
+      "--endpoint=/run/x.sock",
+      "--kubeconfig",
+      "/k",
+      "--cluster=prod",
+      "--metrics-address=:9808",
+      "--wait-timeout=5",
+    ]);
+    expect(parsed).toEqual({
+      help: false,
+      config: {
+        endpoint: "/run/x.sock",
+        kubeconfig: "/k",
+        cluster: "prod",
+        metricsAddress: { host: "0.0.0.0", port: 9808 },
+        waitTimeoutMs: 5000,
+      },
+    });
+    expect(parseControllerFlags(["--help"])).toEqual({ help: true });
+  });
+
+  it.each([
+    [["--endpoint=tcp://x:1"]],
+    [["--cluster=no spaces"]],
+    [["--wait-timeout=0"]],
+    [["--unknown"]],
+    [["positional"]],
+  ])("refuses %j as a usage error", (argv) => {
+    expect(() => parseControllerFlags(argv)).toThrow(InvalidInputError);
+  });
+});
+
+describe("csi-node flags", () => {
+  it("needs a pool and takes the node name from NODE_NAME", () => {
+    expect(() => parseNodeFlags([], { NODE_NAME: "n1" })).toThrow(/--pool is required/);
+    const parsed = parseNodeFlags(["--pool=tank", "--resync=2"], { NODE_NAME: "n1" });
+    expect(parsed).toMatchObject({ help: false, config: { nodeId: "n1", pool: "tank", resyncMs: 2000 } });
+    expect(parseNodeFlags(["--pool=tank", "--node-id=n2"], { NODE_NAME: "n1" })).toMatchObject({
+      config: { nodeId: "n2" },
+    });
+  });
+
+  it.each([
+    [["--pool=tank", "--node-id=Not_A_Node"]],
+    [["--pool=-x", "--node-id=n1"]],
+    [["--pool=mirror", "--node-id=n1"]],
+  ])("refuses %j", (argv) => {
+    expect(() => parseNodeFlags(argv, {})).toThrow(InvalidInputError);
+  });
+});
+
+describe("mount commands", () => {
+  it("builds bind, read-only remount and unmount argv with -- before paths", () => {
+    expect(bindMountArgs("/pool/skein/v", "/t")).toEqual(["mount", "--bind", "--", "/pool/skein/v", "/t"]);
+    expect(remountReadOnlyArgs("/t")).toEqual(["mount", "-o", "remount,bind,ro", "--", "/t"]);
+    expect(unmountArgs("/t")).toEqual(["umount", "--", "/t"]);
+  });
+
+  it("reads findmnt's JSON, topmost mount last", () => {
+    const out = JSON.stringify({
+      filesystems: [
+        { source: "tank/skein/a", fstype: "fuse.zfs", options: "rw,relatime" },
+        { source: "tank/skein/b", fstype: "fuse.zfs", options: "ro,relatime" },
+      ],
+    });
+    expect(parseFindmnt(out)).toEqual({ source: "tank/skein/b", fstype: "fuse.zfs", readOnly: true });
+    expect(parseFindmnt(JSON.stringify({ filesystems: [] }))).toBeUndefined();
+  });
+});
