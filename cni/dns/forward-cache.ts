@@ -2,9 +2,8 @@
  * A small cache of upstream answers, so a burst of lookups of one outside
  * name costs one upstream round trip.
  *
- * Keyed by the query's bytes after its ID: the same name in the same case,
- * type, class, flags and EDNS options, so a hit is an answer to exactly what
- * was asked. An entry lives as long as its shortest TTL (negative answers:
+ * Keyed by what the answer depends on (see cacheKey), so a hit is an answer
+ * to exactly what was asked. An entry lives as long as its shortest TTL (negative answers:
  * the SOA's, RFC 2308), capped; served TTLs count down with its age. Bounded
  * in entries and bytes; the least recently used entry goes first.
  */
@@ -52,8 +51,8 @@ export class ForwardCache {
    */
   get(query: Buffer, limit: number): Buffer | undefined {
     const key = cacheKey(query);
-    const entry = this.entries.get(key);
-    if (!entry) return undefined;
+    const entry = key === undefined ? undefined : this.entries.get(key);
+    if (!entry || key === undefined) return undefined;
     const ageSeconds = Math.floor((this.now() - entry.storedAt) / 1000);
     if (ageSeconds >= entry.ttlSeconds) {
       this.remove(key, entry);
@@ -62,23 +61,19 @@ export class ForwardCache {
     // Least recently used goes first: a hit moves the entry to the end.
     this.entries.delete(key);
     this.entries.set(key, entry);
-    let response = entry.response;
-    if (ageSeconds > 0) {
-      const packet = decode(entry.response);
-      const age = (a: Answer): Answer =>
-        a.type === "OPT" ? a : { ...a, ttl: Math.max(0, (a.ttl ?? 0) - ageSeconds) };
-      const aged: DecodedPacket = {
-        ...packet,
-        answers: (packet.answers ?? []).map(age),
-        authorities: (packet.authorities ?? []).map(age),
-        additionals: (packet.additionals ?? []).map(age),
-      };
-      // Re-encoding loses name compression; an answer that no longer fits is asked again.
-      if (encodingLength(aged) > limit) return undefined;
-      response = encode(aged);
-    } else {
-      response = Buffer.from(response);
-    }
+    // Aged TTLs, and EDNS options dropped: a COOKIE in the stored answer belongs to another client.
+    const packet = decode(entry.response);
+    const age = (a: Answer): Answer =>
+      a.type === "OPT" ? { ...a, options: [] } : { ...a, ttl: Math.max(0, (a.ttl ?? 0) - ageSeconds) };
+    const aged: DecodedPacket = {
+      ...packet,
+      answers: (packet.answers ?? []).map(age),
+      authorities: (packet.authorities ?? []).map(age),
+      additionals: (packet.additionals ?? []).map(age),
+    };
+    // Re-encoding loses name compression; an answer that no longer fits is asked again.
+    if (encodingLength(aged) > limit) return undefined;
+    const response = encode(aged);
     response.writeUInt16BE(query.readUInt16BE(0), 0);
     return response;
   }
@@ -94,6 +89,7 @@ export class ForwardCache {
     const ttl = cacheableTtl(packet, response);
     if (ttl === undefined || ttl <= 0) return;
     const key = cacheKey(query);
+    if (key === undefined) return;
     const old = this.entries.get(key);
     if (old) this.remove(key, old);
     const entry = {
@@ -120,9 +116,23 @@ export class ForwardCache {
   }
 }
 
-/** The query's bytes after its ID, as a map key. */
-export function cacheKey(query: Buffer): string {
-  return query.toString("latin1", 2);
+/**
+ * What an answer depends on: the question as asked (case included, it is
+ * echoed), the RD and CD flags, and EDNS presence, size and DO bit; not the
+ * ID nor EDNS options such as COOKIE, which differ on every query from dig
+ * or a validating resolver.
+ */
+export function cacheKey(query: Buffer): string | undefined {
+  try {
+    const packet = decode(query);
+    const q = packet.questions?.[0];
+    if (!q || packet.questions?.length !== 1) return undefined;
+    const opt = packet.additionals?.find((a) => a.type === "OPT");
+    const edns = opt?.type === "OPT" ? `${opt.udpPayloadSize}/${opt.flags & 0x8000}` : "-";
+    return `${q.name}|${q.type}|${q.class}|${(packet.flags ?? 0) & 0x0110}|${edns}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

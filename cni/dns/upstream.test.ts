@@ -65,8 +65,6 @@ async function fakeUpstream(
     const q = behaviour === "wrong-question" ? { name: "evil.example", type: "A" as const } : undefined;
     udp.send(answer(msg, q), rinfo.port, rinfo.address);
   });
-  await new Promise<void>((r) => udp.bind(0, "127.0.0.1", () => r()));
-  const port = udp.address().port;
   const tcp: Server = createServer((conn) => {
     conn.on("data", (data: Buffer) => {
       count++;
@@ -78,7 +76,30 @@ async function fakeUpstream(
       conn.end(framed);
     });
   });
-  await new Promise<void>((r) => tcp.listen(port, "127.0.0.1", () => r()));
+  // One port for UDP and TCP: a free UDP port may be taken for TCP, so try until both bind.
+  let port = 0;
+  for (let attempt = 0; ; attempt++) {
+    const candidate = createSocket("udp4");
+    await new Promise<void>((r) => candidate.bind(0, "127.0.0.1", () => r()));
+    const tryPort = candidate.address().port;
+    candidate.close();
+    const ok = await new Promise<boolean>((r) => {
+      tcp.once("error", () => r(false));
+      tcp.listen(tryPort, "127.0.0.1", () => r(true));
+    });
+    if (
+      ok &&
+      (await new Promise<boolean>((r) => {
+        udp.once("error", () => r(false));
+        udp.bind(tryPort, "127.0.0.1", () => r(true));
+      }))
+    ) {
+      port = tryPort;
+      break;
+    }
+    if (ok) await new Promise((r) => tcp.close(r));
+    if (attempt > 20) throw new Error("no free port for the fake upstream");
+  }
   return {
     upstream: { address: "127.0.0.1", port },
     asked: () => count,
