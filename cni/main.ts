@@ -5,19 +5,67 @@
  * node's devices in place so running pods keep their network.
  */
 import { dirname, join, resolve } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Registry } from "prom-client";
 import { describeError } from "../kit/errors.ts";
 import { loadKubeConfig } from "../kit/k8s/kubeconfig.ts";
 import { exitCodeFor, handleTermination } from "../kit/lifecycle.ts";
-import { createLogger } from "../kit/log.ts";
+import { createLogger, type Logger } from "../kit/log.ts";
 import { ProbeServer } from "../kit/serve.ts";
 import { NetworkAgent } from "./agent/agent.ts";
-import { parseAgentFlags, USAGE } from "./agent/flags.ts";
+import { type AgentConfig, parseAgentFlags, USAGE } from "./agent/flags.ts";
 import { hostExec } from "./agent/kernel.ts";
 import { AgentMetrics } from "./agent/metrics.ts";
+import { type DnsService, startDnsService } from "./dns/service.ts";
+import { readSettings } from "./settings.ts";
 
 /** The plugin executable ships beside the program that runs the agent (dist/skein-cni). */
 function defaultPluginSource(): string {
   return join(dirname(resolve(process.argv[1] ?? ".")), "skein-cni");
+}
+
+/**
+ * The DNS responder answers on the gateway address, which exists only once the
+ * overlay is up: wait for the agent's first successful convergence, then bind.
+ */
+async function hostDns(
+  config: AgentConfig,
+  kubeConfig: KubeConfig,
+  registry: Registry,
+  agent: NetworkAgent,
+  signal: AbortSignal,
+  log: Logger,
+): Promise<DnsService | undefined> {
+  while (!agent.readiness().ready) {
+    if (signal.aborted) return undefined;
+    await sleep(200);
+  }
+  const { gateway } = await readSettings(config.settingsFile);
+  const dnsLog = log.child({ part: "dns" });
+  try {
+    return await startDnsService(
+      {
+        node: config.node,
+        network: config.network,
+        listen: [{ address: gateway, port: 53 }, ...config.dns.extraListen],
+        allow: [],
+        allowAnyClient: false,
+        resolvConf: "/etc/resolv.conf",
+        probes: true,
+        upstreamTimeoutMs: 2_000,
+      },
+      kubeConfig,
+      registry,
+      dnsLog,
+    );
+  } catch (err) {
+    dnsLog.error(
+      { err: describeError(err) },
+      "the DNS responder could not start; the overlay runs without it",
+    );
+    return undefined;
+  }
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -62,8 +110,14 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   agent.start();
-  await new Promise((done) => termination.signal.addEventListener("abort", done, { once: true }));
+  const dns = config.dns.enabled
+    ? hostDns(config, kubeConfig, metrics.registry, agent, termination.signal, log)
+    : undefined;
+  if (!termination.signal.aborted) {
+    await new Promise((done) => termination.signal.addEventListener("abort", done, { once: true }));
+  }
   log.info("stopping; the bridge, VXLAN device and entries stay so running pods keep their network");
+  await (await dns)?.stop();
   await agent.stop();
   await probes.stop();
   termination.dispose();

@@ -3,6 +3,8 @@ import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidInputError } from "../../kit/errors.ts";
 import { parseListenAddress } from "../../kit/serve.ts";
+import { parseListen } from "../dns/flags.ts";
+import type { ListenAddress } from "../dns/responder.ts";
 import { interfaceNameProblem } from "../netlink/ifname.ts";
 import { DEFAULT_SETTINGS_PATH } from "../settings.ts";
 
@@ -21,6 +23,8 @@ export interface AgentConfig {
   portmap: boolean;
   metricsAddress: { host: string; port: number };
   resyncSeconds: number;
+  /** Run the node's DNS responder on the gateway address (port 53) and these. */
+  dns: { enabled: boolean; extraListen: ListenAddress[] };
 }
 
 export const USAGE = `usage: skein net-agent --node NAME [flags]
@@ -44,6 +48,8 @@ flags:
   --no-portmap                do not chain the portmap plugin (hostPort) in the conflist
   --metrics-address HOST:PORT /metrics, /healthz, /readyz (default: 0.0.0.0:9402)
   --resync-seconds N          full resync period (default: 30)
+  --no-dns                    do not run the node's DNS responder (default: it answers on the gateway, port 53)
+  --dns-listen ADDR[:PORT]    also answer DNS here; repeatable
   --help                      this text`;
 
 function absolute(flag: string, value: string): string {
@@ -92,6 +98,7 @@ export function parseAgentFlags(
     portmap: !v["no-portmap"],
     metricsAddress: parseListenAddress(v["metrics-address"] ?? "0.0.0.0:9402"),
     resyncSeconds,
+    dns: { enabled: !v["no-dns"], extraListen: (v["dns-listen"] ?? []).map(parseListen) },
   };
   if (v.kubeconfig !== undefined) config.kubeconfig = v.kubeconfig;
   if (v["underlay-interface"] !== undefined) config.underlayInterface = v["underlay-interface"];
@@ -118,6 +125,8 @@ function parse(argv: string[]) {
       "no-portmap": { type: "boolean" },
       "metrics-address": { type: "string" },
       "resync-seconds": { type: "string" },
+      "no-dns": { type: "boolean" },
+      "dns-listen": { type: "string", multiple: true },
       help: { type: "boolean" },
     },
   });

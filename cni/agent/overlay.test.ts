@@ -8,10 +8,12 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyCrds } from "../../api/v1alpha1/install.ts";
-import { eventually } from "../../kit/k8s/testing.ts";
+import { eventually, testNamespace } from "../../kit/k8s/testing.ts";
 import { type Cluster, createCluster, createPod, type Netns, type Node } from "../../test/fixtures/netns.ts";
+import { createNode } from "../../test/fixtures/objects.ts";
 import type { OwnedProcess } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
 import { parseSettings } from "../settings.ts";
@@ -278,6 +280,49 @@ describe("skein net-agent on three nodes", () => {
     await eventually("restarted agent ready", () => ready(a), 60_000);
     await ping(a1!, c1!);
     expect(await floodList(a)).toEqual([cluster!.nodes[1]!.address, cluster!.nodes[2]!.address]);
+  });
+
+  it("answers DNS on each node's gateway with the pods that share a name", async () => {
+    const kc = api.kubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    const namespace = await testNamespace(kc, "skt-overlay-dns");
+    const nodeName = `skt${process.pid}-dns-node`;
+    const name = `web-${process.pid}`;
+    await createNode(kc, nodeName, "198.18.0.2");
+    try {
+      for (const [i, target] of [pods[2]!, pods[4]!].entries()) {
+        const pod = await core.createNamespacedPod({
+          namespace: namespace.name,
+          body: {
+            metadata: { name: `web-${i}`, annotations: { "skein.io/dns-name": name } },
+            spec: { nodeName, containers: [{ name: "web", image: "web" }] },
+          },
+        });
+        pod.status = { phase: "Running", podIP: target.ip, conditions: [{ type: "Ready", status: "True" }] };
+        await core.replaceNamespacedPodStatus({ namespace: namespace.name, name: `web-${i}`, body: pod });
+      }
+      const gateway = parseSettings(readFileSync(dirs[0]!.settings, "utf8"), dirs[0]!.settings).gateway;
+      const answer = await eventually(
+        "both pods in the answer",
+        async () => {
+          const { stdout } = await pods[0]!.ns.exec([
+            "dig",
+            "+short",
+            "+time=1",
+            "+tries=1",
+            `@${gateway}`,
+            `${name}.skein.local`,
+          ]);
+          const ips = stdout.trim().split("\n").filter(Boolean).sort();
+          return ips.length === 2 ? ips : undefined;
+        },
+        20_000,
+      );
+      expect(answer).toEqual([pods[2]!.ip, pods[4]!.ip].sort());
+    } finally {
+      await namespace.delete();
+      await core.deleteNode({ name: nodeName });
+    }
   });
 
   it("drops a node whose NodeSubnet is deleted from its peers' flood lists", async () => {
