@@ -2,13 +2,24 @@
  * `make demo`: Skein's main job on simulated nodes, with real parts only — a
  * real API server, network namespaces as nodes and pods, a zfs-fuse pool per
  * node. It sets up a three-node cluster, lets the operator carve the overlay
- * into per-node blocks, and shows what `kubectl` shows; then tears it all down.
+ * into per-node blocks, runs a network agent per node and wires pods that ping
+ * across nodes and find each other by name, provisions a ZFS volume through
+ * the CSI driver, and shows what `kubectl` shows; then tears it all down.
  */
 
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { applyCrds } from "../api/v1alpha1/install.ts";
+import { VXLAN_NAME } from "../cni/agent/plan.ts";
+import { cnitool, nodeDirs, startAgent } from "../cni/agent/testing.ts";
+import { parseSettings } from "../cni/settings.ts";
+import { TOPOLOGY_CLUSTER_KEY, TOPOLOGY_NODE_KEY } from "../csi/requests.ts";
+import { startDriver } from "../csi/testing/driver-processes.ts";
 import { run } from "../kit/exec.ts";
 import { startApiServer } from "../test/fixtures/apiserver.ts";
-import { type Cluster, createCluster } from "../test/fixtures/netns.ts";
+import { type Cluster, createCluster, createPod, type Netns, type Node } from "../test/fixtures/netns.ts";
 import { createNode, createSkeinObject } from "../test/fixtures/objects.ts";
 import { createPool, type Pool } from "../test/fixtures/pool.ts";
 import { startProcess } from "../test/fixtures/process.ts";
@@ -89,6 +100,122 @@ async function main(): Promise<void> {
     });
     await kubectl("get", "networks");
     await kubectl("get", "nodesubnets");
+
+    step(
+      "overlay: a net-agent per node builds skein0 + VXLAN; one pod per node, wired by the skein CNI plugin",
+    );
+    const plugin = join(process.cwd(), "dist", "skein-cni");
+    if (!existsSync(plugin)) throw new Error(`${plugin} is missing: run 'make demo', which builds it first`);
+    const root = mkdtempSync(join(tmpdir(), "skein-demo-"));
+    cleanups.push(async () => rmSync(root, { recursive: true, force: true }));
+    const dirs = cluster.nodes.map((node) => nodeDirs(root, node));
+    for (const [i, node] of cluster.nodes.entries()) {
+      const agent = startAgent(node, dirs[i]!, { network: "pods", pluginSource: plugin });
+      cleanups.push(() => agent.stop());
+    }
+    for (const node of cluster.nodes) {
+      await until(`the net-agent on ${node.name}`, async () => {
+        const { stdout } = await node.netns.exec(["curl", "-sf", "http://127.0.0.1:9402/readyz"]);
+        return stdout.trim().endsWith("ok");
+      });
+    }
+    const pods: { ns: Netns; ip: string; node: Node }[] = [];
+    for (const [i, node] of cluster.nodes.entries()) {
+      const ns = await createPod();
+      const added = JSON.parse(await cnitool(node, dirs[i]!, "add", "pods", ns)) as {
+        ips: { address: string }[];
+      };
+      pods.push({ ns, ip: added.ips[0]!.address.split("/")[0]!, node });
+      cleanups.push(async () => {
+        await cnitool(node, dirs[i]!, "del", "pods", ns).catch(() => undefined);
+        await ns.destroy();
+      });
+      console.log(`pod on ${node.name}: ${added.ips[0]!.address}`);
+    }
+    const { stdout: fdb } = await cluster.nodes[0]!.netns.exec(["bridge", "fdb", "show", "dev", VXLAN_NAME]);
+    console.log(
+      `node-1's flood list (one entry per peer VTEP):\n${fdb
+        .split("\n")
+        .filter((l) => l.startsWith("00:00:00:00:00:00"))
+        .join("\n")}`,
+    );
+    const { stdout: ping } = await pods[0]!.ns.exec(["ping", "-c", "3", "-i", "0.2", pods[2]!.ip]);
+    console.log(ping.trimEnd().split("\n").slice(-2).join("\n"));
+
+    step("DNS: pods that share a name, answered in rotated order by the node's responder");
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: "demo" } } });
+    for (const [i, pod] of pods.entries()) {
+      const name = `web-${i + 1}`;
+      const obj = await core.createNamespacedPod({
+        namespace: "demo",
+        body: {
+          metadata: { name, annotations: { "skein.io/dns-name": "web" } },
+          spec: { nodeName: pod.node.name, containers: [{ name: "web", image: "web" }] },
+        },
+      });
+      obj.status = { phase: "Running", podIP: pod.ip, conditions: [{ type: "Ready", status: "True" }] };
+      await core.replaceNamespacedPodStatus({ namespace: "demo", name, body: obj });
+    }
+    const gateway = parseSettings(readFileSync(dirs[0]!.settings, "utf8"), dirs[0]!.settings).gateway;
+    const dig = async () =>
+      (
+        await pods[0]!.ns.exec(["dig", "+short", "+time=1", "+tries=1", `@${gateway}`, "web.skein.local"])
+      ).stdout.trim();
+    await until("web.skein.local to answer three pods", async () => (await dig()).split("\n").length === 3);
+    for (let q = 1; q <= 3; q++) console.log(`query ${q}: ${(await dig()).split("\n").join(" ")}`);
+
+    step("storage: a ZFS volume through the CSI driver on node-1, published, written, snapshotted");
+    const driver = await startDriver({
+      kubeconfigPath: api.kubeconfigPath,
+      pool: pools[0]!.name,
+      node: "node-1",
+      cluster: "demo",
+    });
+    cleanups.push(() => driver.stop());
+    const controller = driver.controller();
+    const nodeClient = driver.nodeClient();
+    const capability = { mount: { fs_type: "" }, access_mode: { mode: "SINGLE_NODE_WRITER" as const } };
+    const created = await controller.call("CreateVolume", {
+      name: "pgdata",
+      capacity_range: { required_bytes: 64 * 2 ** 20 },
+      volume_capabilities: [capability],
+      // zfs-fuse predates lz4; OpenZFS takes compression: lz4 (the chart's default).
+      parameters: { compression: "on" },
+      accessibility_requirements: {
+        preferred: [{ segments: { [TOPOLOGY_CLUSTER_KEY]: "demo", [TOPOLOGY_NODE_KEY]: "node-1" } }],
+      },
+    });
+    const volumeId = created.volume?.volume_id ?? "";
+    console.log(
+      `CreateVolume: ${volumeId}, accessible from ${JSON.stringify(created.volume?.accessible_topology)} (every node: the volume is not pinned)`,
+    );
+    const target = join(root, "target");
+    await nodeClient.call("NodePublishVolume", {
+      volume_id: volumeId,
+      target_path: target,
+      volume_capability: capability,
+      readonly: false,
+    });
+    cleanups.push(
+      async () =>
+        void (await nodeClient.call("NodeUnpublishVolume", { volume_id: volumeId, target_path: target })),
+    );
+    writeFileSync(join(target, "hello.txt"), "written through a bind mount of the ZFS dataset\n");
+    await controller.call("CreateSnapshot", { name: "pgdata-before-upgrade", source_volume_id: volumeId });
+    await kubectl("get", "volumes");
+    await kubectl("get", "snapshots");
+    const { stdout: zfs } = await run([
+      "zfs",
+      "list",
+      "-t",
+      "all",
+      "-r",
+      "-o",
+      "name,used,refquota,compression",
+      `${pools[0]!.name}/skein`,
+    ]);
+    console.log(zfs.trimEnd());
 
     step("done: tearing everything down");
   } finally {
