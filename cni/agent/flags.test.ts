@@ -15,7 +15,20 @@ describe("net-agent flags", () => {
       portmap: true,
       metricsAddress: { host: "0.0.0.0", port: 9402 },
       resyncSeconds: 30,
+      dns: { enabled: true, extraListen: [] },
     });
+  });
+
+  it("turns DNS off, or adds listen addresses", () => {
+    expect(parseAgentFlags(["--node", "n1", "--no-dns"], {}, defaults)).toMatchObject({
+      dns: { enabled: false },
+    });
+    expect(parseAgentFlags(["--node", "n1", "--dns-listen", "127.0.0.1:5353"], {}, defaults)).toMatchObject({
+      dns: { enabled: true, extraListen: [{ address: "127.0.0.1", port: 5353 }] },
+    });
+    expect(() => parseAgentFlags(["--node", "n1", "--dns-listen", "nope"], {}, defaults)).toThrow(
+      /not an IP address/,
+    );
   });
 
   it("takes every flag", () => {

@@ -161,7 +161,8 @@ describe("LeaderElector against the API server", () => {
       expect(a.spans[0]?.to).toBeDefined();
       expect(await registry.metrics()).toContain('leader_election_master_status{name="kit-test"} 0');
       await eventually("b to take over", () => b.elector.isLeader(), 5_000);
-      expect(Date.now() - stoppedAt).toBeLessThan(3_000);
+      // Without the release b would wait out the whole 15 s lease; half of it leaves room for a loaded machine.
+      expect(Date.now() - stoppedAt).toBeLessThan(slow.leaseDurationMs / 2);
     } finally {
       await a.halt();
       await b.halt();
