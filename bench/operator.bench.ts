@@ -13,6 +13,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from "@kubernetes/client
 import { GROUP, VERSION, type Volume } from "../api/v1alpha1/index.ts";
 import { applyCrds } from "../api/v1alpha1/install.ts";
 import { run } from "../kit/exec.ts";
+import { eventually } from "../kit/k8s/testing.ts";
 import { startApiServer } from "../test/fixtures/apiserver.ts";
 import { createNode, createSkeinObject } from "../test/fixtures/objects.ts";
 import { startProcess } from "../test/fixtures/process.ts";
@@ -28,14 +29,6 @@ async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise
       while (next < items.length) await fn(items[next++]!);
     }),
   );
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`benchmark: timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 function rssMiB(pid: number): number {
@@ -79,7 +72,7 @@ export default async function operatorBench(): Promise<void> {
       join(logs, "operator.log"),
     );
     try {
-      await until(
+      await eventually(
         "the operator to lead",
         async () => readFileSync(operator.logPath, "utf8").includes("caches synced"),
         60_000,
@@ -90,7 +83,7 @@ export default async function operatorBench(): Promise<void> {
         for (const [i, cidr] of ["10.244.0.0/16", "10.245.0.0/16", "10.246.0.0/16"].entries()) {
           await createSkeinObject(kc, "Network", `net-${i}`, { cidr, vni: i + 1 });
         }
-        await until("300 NodeSubnets", async () => (await count("nodesubnets")) === 300, 120_000);
+        await eventually("300 NodeSubnets", async () => (await count("nodesubnets")) === 300, 120_000);
         const seconds = Number(process.hrtime.bigint() - start) / 1e9;
         samples.push(seconds);
         console.log(`run ${run}: 100 nodes × 3 networks allocated in ${seconds.toFixed(2)} s`);
@@ -102,7 +95,7 @@ export default async function operatorBench(): Promise<void> {
             name: `net-${i}`,
           });
         }
-        await until("NodeSubnets released", async () => (await count("nodesubnets")) === 0, 120_000);
+        await eventually("NodeSubnets released", async () => (await count("nodesubnets")) === 0, 120_000);
       }
 
       await inParallel(
@@ -124,7 +117,7 @@ export default async function operatorBench(): Promise<void> {
           });
         },
       );
-      await until(
+      await eventually(
         `all ${VOLUMES} Volumes reconciled`,
         async () => {
           const list = (await objects.listClusterCustomObject({

@@ -18,6 +18,7 @@ import { parseSettings } from "../cni/settings.ts";
 import { TOPOLOGY_CLUSTER_KEY, TOPOLOGY_NODE_KEY } from "../csi/requests.ts";
 import { startDriver } from "../csi/testing/driver-processes.ts";
 import { run } from "../kit/exec.ts";
+import { eventually } from "../kit/k8s/testing.ts";
 import { startApiServer } from "../test/fixtures/apiserver.ts";
 import { type Cluster, createCluster, createPod, type Netns, type Node } from "../test/fixtures/netns.ts";
 import { createNode, createSkeinObject } from "../test/fixtures/objects.ts";
@@ -27,17 +28,11 @@ import { toolPath } from "../test/fixtures/tools.ts";
 import { ensureZfsDaemon } from "../test/fixtures/zfs-daemon.ts";
 
 const NODES = 3;
+/** Components start slowly on a busy 2-core machine. */
+const WAIT_MS = 60_000;
 
 function step(title: string): void {
   console.log(`\n\x1b[1m== ${title}\x1b[0m`);
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`demo: timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function main(): Promise<void> {
@@ -87,17 +82,21 @@ async function main(): Promise<void> {
     );
     cleanups.push(() => operator.stop());
     await createSkeinObject(kc, "Network", "pods", { cidr: "10.244.0.0/16", vni: 42 });
-    await until("one NodeSubnet per node", async () => {
-      const out = await run([
-        toolPath("kubectl"),
-        `--kubeconfig=${api.kubeconfigPath}`,
-        "get",
-        "nodesubnets",
-        "-o",
-        "name",
-      ]);
-      return out.stdout.trim().split("\n").filter(Boolean).length === NODES;
-    });
+    await eventually(
+      "one NodeSubnet per node",
+      async () => {
+        const out = await run([
+          toolPath("kubectl"),
+          `--kubeconfig=${api.kubeconfigPath}`,
+          "get",
+          "nodesubnets",
+          "-o",
+          "name",
+        ]);
+        return out.stdout.trim().split("\n").filter(Boolean).length === NODES;
+      },
+      WAIT_MS,
+    );
     await kubectl("get", "networks");
     await kubectl("get", "nodesubnets");
 
@@ -114,10 +113,14 @@ async function main(): Promise<void> {
       cleanups.push(() => agent.stop());
     }
     for (const node of cluster.nodes) {
-      await until(`the net-agent on ${node.name}`, async () => {
-        const { stdout } = await node.netns.exec(["curl", "-sf", "http://127.0.0.1:9402/readyz"]);
-        return stdout.trim().endsWith("ok");
-      });
+      await eventually(
+        `the net-agent on ${node.name}`,
+        async () => {
+          const { stdout } = await node.netns.exec(["curl", "-sf", "http://127.0.0.1:9402/readyz"]);
+          return stdout.trim().endsWith("ok");
+        },
+        WAIT_MS,
+      );
     }
     const pods: { ns: Netns; ip: string; node: Node }[] = [];
     for (const [i, node] of cluster.nodes.entries()) {
@@ -162,7 +165,11 @@ async function main(): Promise<void> {
       (
         await pods[0]!.ns.exec(["dig", "+short", "+time=1", "+tries=1", `@${gateway}`, "web.skein.local"])
       ).stdout.trim();
-    await until("web.skein.local to answer three pods", async () => (await dig()).split("\n").length === 3);
+    await eventually(
+      "web.skein.local to answer three pods",
+      async () => (await dig()).split("\n").length === 3,
+      WAIT_MS,
+    );
     for (let q = 1; q <= 3; q++) console.log(`query ${q}: ${(await dig()).split("\n").join(" ")}`);
 
     step("storage: a ZFS volume through the CSI driver on node-1, published, written, snapshotted");
