@@ -1,9 +1,9 @@
 /**
- * `npm run bench -- dns [--rounds N] [--seconds S]`: Skein's DNS responder
+ * `npm run bench -- dns [--rounds N] [--seconds S] [--workers N]`: Skein's DNS responder
  * against dnsmasq, serving the same records, in the same network namespace,
  * in the same run, measured by dnsperf.
  *
- * Skein runs as shipped: `skein dns` with its records from Pod objects in a
+ * Skein runs as shipped: `skein dns --workers <cores>` with its records from Pod objects in a
  * real API server (100 pods, three shared names). dnsmasq serves the same
  * names from an --addn-hosts file and answers NXDOMAIN for the rest of the
  * domain, as Skein does. The query mix: shared names, per-pod names and
@@ -12,7 +12,7 @@
  * dnsperf's per-query report.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
@@ -78,12 +78,25 @@ interface Measurement {
   cpuUsPerQuery: number;
 }
 
-/** CPU time (user + system) a process has used, in microseconds, from /proc/<pid>/stat. */
+/**
+ * CPU time (user + system) a process and its live descendants (DNS workers)
+ * have used, in microseconds, from /proc/<pid>/stat.
+ */
 function cpuMicros(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
   // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  const own = ((Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS) * 1e6;
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8")
+      .split(" ")
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    // the process is gone
+  }
+  return own + children.reduce((sum, child) => sum + cpuMicros(child), 0);
 }
 
 /** One dnsperf run; p99 from its per-query lines ("> NOERROR name A 0.000123"). */
@@ -182,7 +195,12 @@ async function createRecords(api: ApiServer, nodeName: string, all: Pod[]): Prom
 export default async function dnsBench(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { rounds: { type: "string", default: "5" }, seconds: { type: "string", default: "8" } },
+    options: {
+      rounds: { type: "string", default: "5" },
+      seconds: { type: "string", default: "8" },
+      // One per core: dnsmasq is single-threaded, Skein answers from as many processes as asked.
+      workers: { type: "string", default: String(availableParallelism()) },
+    },
   });
   const rounds = Number(values.rounds);
   const seconds = Number(values.seconds);
@@ -212,6 +230,7 @@ export default async function dnsBench(argv: string[]): Promise<void> {
         `--kubeconfig=${node.kubeconfigPath}`,
         `--listen=127.0.0.1:${SKEIN_PORT}`,
         "--no-probes",
+        `--workers=${values.workers}`,
       ],
       join(dir, "skein-dns.log"),
       { ...process.env, SKEIN_LOG_LEVEL: "warn" },

@@ -24,7 +24,8 @@ export interface ProbeServerOptions {
   host?: string;
   /** Port to bind; default 0 (any free port, see `address()`). */
   port?: number;
-  registry?: Registry;
+  /** A registry, or anything that renders one (a cluster's AggregatorRegistry). */
+  registry?: Pick<Registry, "metrics" | "contentType">;
   logger?: Logger;
 }
 

@@ -12,6 +12,7 @@ describe("parseDnsFlags", () => {
       resolvConf: "/etc/resolv.conf",
       probes: true,
       upstreamTimeoutMs: 2000,
+      workers: 1,
     });
   });
 

@@ -21,6 +21,8 @@ export interface DnsConfig {
   probes: boolean;
   upstreamTimeoutMs: number;
   metricsAddress?: { host: string; port: number };
+  /** Processes answering on the same sockets (the kernel spreads datagrams across them). */
+  workers: number;
 }
 
 export const USAGE = `usage: skein dns [flags]
@@ -46,6 +48,7 @@ flags:
   --upstream-timeout-ms N    deadline for one forwarded query (default: 2000)
   --no-probes                do not probe pods or write their health
   --metrics-address HOST:PORT  serve /metrics here
+  --workers N                processes answering on the same sockets, to use more cores (default: 1)
   --help                     this text`;
 
 function parse(argv: string[]) {
@@ -68,6 +71,7 @@ function parse(argv: string[]) {
       "upstream-timeout-ms": { type: "string" },
       "no-probes": { type: "boolean" },
       "metrics-address": { type: "string" },
+      workers: { type: "string" },
       help: { type: "boolean" },
     },
   });
@@ -129,6 +133,7 @@ export function parseDnsFlags(argv: string[], env: NodeJS.ProcessEnv): DnsConfig
     resolvConf: v["resolv-conf"] ?? "/etc/resolv.conf",
     probes: !(v["no-probes"] ?? false),
     upstreamTimeoutMs: integer("upstream-timeout-ms", v["upstream-timeout-ms"] ?? "2000", 10, 60_000),
+    workers: integer("workers", v.workers ?? "1", 1, 64),
   };
   const node = v.node ?? env.NODE_NAME;
   if (node) config.node = node;

@@ -89,7 +89,7 @@ export class DnsResponder {
 
   async start(): Promise<void> {
     try {
-      for (const listen of this.options.listen) await this.listenOn(listen);
+      for (const listen of this.options.listen) await this.listenOnFreeOrGiven(listen);
     } catch (err) {
       await this.stop();
       throw err;
@@ -105,6 +105,23 @@ export class DnsResponder {
     for (const server of this.tcp.splice(0))
       await new Promise<void>((resolve) => server.close(() => resolve()));
     this.bound = [];
+  }
+
+  /**
+   * Port 0 asks for any free port, the same for UDP and TCP: the one UDP got
+   * may be taken for TCP, so try a few fresh ones before giving up.
+   */
+  private async listenOnFreeOrGiven(listen: ListenAddress): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.listenOn(listen);
+        return;
+      } catch (err) {
+        const clash =
+          err instanceof DnsListenError && (err.cause as NodeJS.ErrnoException)?.code === "EADDRINUSE";
+        if (listen.port !== 0 || !clash || attempt >= 5) throw err;
+      }
+    }
   }
 
   private async listenOn(listen: ListenAddress): Promise<void> {
@@ -157,6 +174,9 @@ export class DnsResponder {
         });
       });
     } catch (cause) {
+      // Undo this address's UDP half, so a failed listen leaves nothing bound.
+      this.udp.pop()?.close();
+      this.bound.pop();
       throw new DnsListenError(`cannot listen for DNS on tcp ${what}: ${describeError(cause)}; ${hint}`, {
         cause,
       });

@@ -20,7 +20,7 @@ import { resolvConfServers, type Upstream } from "./upstream.ts";
 /** How long start waits for the Network before serving with defaults (its CRD may be missing). */
 const NETWORK_WAIT_MS = 3_000;
 
-export type DnsServiceConfig = Omit<DnsConfig, "kubeconfig" | "metricsAddress">;
+export type DnsServiceConfig = Omit<DnsConfig, "kubeconfig" | "metricsAddress" | "workers">;
 
 export interface DnsService {
   addresses(): ListenAddress[];

@@ -1,0 +1,81 @@
+/**
+ * `skein dns --workers N` as a real process tree: the workers answer on one
+ * shared port, the primary serves their aggregated metrics, and SIGTERM leaves
+ * no worker behind.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { run } from "../../kit/exec.ts";
+import { eventually } from "../../kit/k8s/testing.ts";
+import { freePort } from "../../test/fixtures/apiserver.ts";
+import { startProcess } from "../../test/fixtures/process.ts";
+import { sharedApiServer } from "../../test/fixtures/shared.ts";
+
+function children(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+describe("skein dns --workers", () => {
+  const api = sharedApiServer();
+  const dir = mkdtempSync(join(tmpdir(), "skein-dns-workers-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("answers from two workers on one port, aggregates their metrics, and stops them all on SIGTERM", async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const dns = startProcess(
+      "skein dns --workers 2",
+      [
+        process.execPath,
+        "--import",
+        "tsx",
+        "cmd/skein.ts",
+        "dns",
+        `--kubeconfig=${api.kubeconfigPath}`,
+        `--listen=127.0.0.1:${port}`,
+        `--metrics-address=127.0.0.1:${metricsPort}`,
+        `--network=skt${process.pid}-none`,
+        "--no-probes",
+        "--workers=2",
+      ],
+      join(dir, "dns.log"),
+    );
+    try {
+      await eventually(
+        "both workers ready",
+        async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok,
+        60_000,
+      );
+      const workers = children(dns.pid);
+      expect(workers).toHaveLength(2);
+      for (let i = 0; i < 20; i++) {
+        const { stdout } = await run([
+          "dig",
+          "+time=2",
+          "+tries=1",
+          "-p",
+          String(port),
+          "@127.0.0.1",
+          `nobody-${i}.skein.local`,
+        ]);
+        expect(stdout).toContain("status: NXDOMAIN");
+      }
+      const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      const queries = [...metrics.matchAll(/^skein_dns_queries_total\{[^}]*\} (\d+)/gm)].reduce(
+        (n, m) => n + Number(m[1]),
+        0,
+      );
+      expect(queries).toBeGreaterThanOrEqual(20);
+      dns.kill("SIGTERM");
+      await eventually("the primary to exit", async () => dns.exited(), 15_000);
+      for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      await dns.stop();
+    }
+  });
+});
