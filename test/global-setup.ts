@@ -4,6 +4,9 @@
  * leaks a namespace or a pool fails the run here, after it has been cleaned.
  */
 
+import { readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { run } from "../kit/exec.ts";
 import { startApiServer } from "./fixtures/apiserver.ts";
@@ -45,11 +48,27 @@ async function leftovers(): Promise<{ namespaces: string[]; pools: string[] }> {
   };
 }
 
-async function sweep(): Promise<string[]> {
+/** The sparse file and mountpoint folder of a pool made by pool.ts. */
+function removePoolFiles(pool: string): void {
+  for (const entry of readdirSync(tmpdir())) {
+    if (entry.startsWith(`skein-pool-${pool}-`))
+      rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
+}
+
+/** Removes orphaned fixtures; returns what it found, and what it could not remove. */
+async function sweep(): Promise<{ found: string[]; stuck: string[] }> {
   const { namespaces, pools } = await leftovers();
-  for (const p of pools) await destroyPool(p);
-  for (const n of namespaces) await deleteNetns(n);
-  return [...pools.map((p) => `pool ${p}`), ...namespaces.map((n) => `namespace ${n}`)];
+  const stuck: string[] = [];
+  for (const p of pools) {
+    await destroyPool(p).then(
+      () => removePoolFiles(p),
+      (err: unknown) => stuck.push(`pool ${p} (${err})`),
+    );
+  }
+  for (const n of namespaces)
+    await deleteNetns(n).catch((err: unknown) => stuck.push(`namespace ${n} (${err})`));
+  return { found: [...pools.map((p) => `pool ${p}`), ...namespaces.map((n) => `namespace ${n}`)], stuck };
 }
 
 export default async function setup(project: TestProject) {
@@ -57,8 +76,11 @@ export default async function setup(project: TestProject) {
     throw new Error("Skein's tests drive real ZFS pools and network namespaces and must run as root");
   }
   const stopZfs = await ensureZfsDaemon();
+  // An earlier run's leftovers are that run's fault: clean what can be cleaned, never refuse to test.
   const stale = await sweep();
-  if (stale.length) console.warn(`global-setup: removed leftovers of an earlier run: ${stale.join(", ")}`);
+  if (stale.found.length)
+    console.warn(`global-setup: leftovers of an earlier run: ${stale.found.join(", ")}`);
+  if (stale.stuck.length) console.warn(`global-setup: could not remove: ${stale.stuck.join(", ")}`);
   const api = await startApiServer().catch(async (err: unknown) => {
     await stopZfs();
     throw err;
@@ -76,9 +98,10 @@ export default async function setup(project: TestProject) {
     await api.stop();
     const leaked = await sweep();
     await stopZfs();
-    if (leaked.length) {
+    if (leaked.found.length) {
+      const what = leaked.stuck.length ? `; could not remove: ${leaked.stuck.join(", ")}` : " (now removed)";
       throw new Error(
-        `tests left these behind (now removed; the test that made them is broken): ${leaked.join(", ")}`,
+        `tests left these behind${what}; the test that made them is broken: ${leaked.found.join(", ")}`,
       );
     }
   };
