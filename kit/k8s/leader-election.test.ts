@@ -177,11 +177,15 @@ describe("LeaderElector against the API server", () => {
     const a = new Candidate(kc, ns.name, "a", timings, false).start();
     try {
       await eventually("a to lead", () => a.elector.isLeader());
-      const lease = await leases.readNamespacedLease({ name: "kit-test", namespace: ns.name });
-      await leases.replaceNamespacedLease({
-        name: "kit-test",
-        namespace: ns.name,
-        body: { ...lease, spec: { ...lease.spec, holderIdentity: "intruder" } },
+      // The intruder is a compare-and-swap writer too: it retries when a's renewal got in first.
+      await eventually("the intruder to take the lease", async () => {
+        const lease = await leases.readNamespacedLease({ name: "kit-test", namespace: ns.name });
+        await leases.replaceNamespacedLease({
+          name: "kit-test",
+          namespace: ns.name,
+          body: { ...lease, spec: { ...lease.spec, holderIdentity: "intruder" } },
+        });
+        return true;
       });
       const tookAt = Date.now();
       await eventually("a to step down", () => !a.elector.isLeader(), 5_000);
