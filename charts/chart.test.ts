@@ -323,6 +323,7 @@ describe("helm template", () => {
       "--id=$(POD_NAME)",
       "--leader-elect=true",
       "--metrics-address=:9400",
+      "--cutover-timeout=60",
     ]);
     expect(operator.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
@@ -380,7 +381,22 @@ describe("helm template", () => {
       const argv = node.args!.slice(1).map((a) => a.replace("$(NODE_NAME)", "node-a"));
       expect(parseNodeFlags(argv, {})).toMatchObject({
         help: false,
-        config: { nodeId: "node-a", pool: "tank", endpoint: "unix:///csi/csi.sock", resyncMs: 30_000 },
+        config: {
+          nodeId: "node-a",
+          pool: "tank",
+          endpoint: "unix:///csi/csi.sock",
+          resyncMs: 30_000,
+          transfer: {
+            listen: { host: "0.0.0.0", port: 7480 },
+            peerPort: 7480,
+            credentials: { namespace: expect.any(String) },
+          },
+        },
+      });
+      expect((node as { ports?: unknown[] }).ports).toContainEqual({
+        name: "transfer",
+        containerPort: 7480,
+        protocol: "TCP",
       });
       expect(node.volumeMounts).toContainEqual({
         name: "kubelet-dir",
@@ -562,6 +578,7 @@ const ACCESS: Record<Component, { can: Access[]; cannot: Access[] }> = {
       ["patch", "skein.io:volumes", "cluster"],
       ["create", "skein.io:snapshots", "cluster"],
       ["create", "skein.io:volumemigrations", "cluster"],
+      ["delete", "skein.io:volumemigrations", "cluster"],
       ["list", "skein.io:storagepools", "cluster"],
       ["watch", "nodes", "cluster"],
       ["create", "persistentvolumes", "cluster"],
@@ -593,6 +610,7 @@ const ACCESS: Record<Component, { can: Access[]; cannot: Access[] }> = {
       ["create", "skein.io:storagepools", "cluster"],
       ["patch", "skein.io:storagepools/status", "cluster"],
       ["watch", "skein.io:volumemigrations", "cluster"],
+      ["patch", "skein.io:volumemigrations/status", "cluster"],
       ["get", "nodes", "cluster"],
       ["get", "secrets", "release"],
       ["watch", "secrets", "release"],

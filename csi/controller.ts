@@ -10,7 +10,7 @@
  * logged: only names and codes are.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Snapshot, StoragePool, Volume, VolumeError } from "../api/v1alpha1/index.ts";
+import type { Snapshot, StoragePool, Volume, VolumeError, VolumeMigration } from "../api/v1alpha1/index.ts";
 import { InvalidInputError } from "../kit/errors.ts";
 import { isConflict } from "../kit/k8s/api-status.ts";
 import type { Informer } from "../kit/k8s/informer.ts";
@@ -24,6 +24,7 @@ import {
   chooseOwner,
   clusterTopology,
   fitsRange,
+  migrationName,
   objectName,
   page,
   poolsInTopology,
@@ -406,13 +407,55 @@ export class ControllerServer {
       );
     }
     const holder = holderOf(volume);
-    if (holder !== node || volume.spec.ownerNode !== node) {
-      throw new CsiError(
-        "FAILED_PRECONDITION",
-        `volume ${name} lives on node ${holder}; publishing it on ${node} needs its data moved there, which this version of Skein cannot do yet (run the pod on ${holder})`,
+    if (holder === node && volume.spec.ownerNode === node) return { publish_context: {} };
+    // The data is elsewhere: move it here (Flocker's promise), and say "not yet" until it is.
+    const migration = await this.moveHere(volume, node);
+    const s = migration.status;
+    const progress =
+      s?.phase === undefined
+        ? "waiting for the operator to start it"
+        : `${s.phase}, round ${s.round ?? 0}, ${s.progressPercent ?? 0}% of the current round${s.transferError ? `; last error on ${s.transferError.node}: ${s.transferError.message}` : ""}`;
+    throw new CsiError(
+      "ABORTED",
+      `volume ${name} is moving from node ${holder} to ${node} (VolumeMigration ${migration.metadata.name}: ${progress}); retry until it is there`,
+    );
+  }
+
+  /**
+   * The migration that brings `volume` to `node`, found or created under a name
+   * derived from both, so retries of the same publish find the same one. A
+   * finished one that did not bring it here (it failed, or the volume moved on
+   * since) is replaced: a publish retried after a failure is a new attempt.
+   */
+  private async moveHere(volume: Volume, node: string): Promise<VolumeMigration> {
+    const volumeName = volume.metadata.name ?? "";
+    const name = migrationName(volumeName, node);
+    const existing = await this.api.get("VolumeMigration", name);
+    if (existing) {
+      const phase = existing.status?.phase;
+      const over = phase === "Failed" || phase === "RolledBack" || phase === "Completed";
+      if (!over) return existing;
+      await this.api.delete("VolumeMigration", name);
+      this.log.info(
+        { volume: volumeName, node, migration: name, phase },
+        "ControllerPublishVolume: replacing a finished migration",
       );
     }
-    return { publish_context: {} };
+    try {
+      const created = await this.api.create("VolumeMigration", {
+        metadata: { name },
+        spec: { volume: volumeName, targetNode: node, force: false, reason: "ControllerPublishVolume" },
+      });
+      this.log.info(
+        { volume: volumeName, node, migration: name },
+        "ControllerPublishVolume: started a migration",
+      );
+      return created;
+    } catch (err) {
+      // A concurrent retry created it (or the deleted one is still going): the next retry finds it.
+      if (isConflict(err)) throw new CsiError("ABORTED", `migration ${name} is being replaced; retry`);
+      throw err;
+    }
   }
 
   private async unpublish(

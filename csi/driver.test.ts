@@ -87,3 +87,45 @@ describe("mount commands", () => {
     expect(parseFindmnt(JSON.stringify({ filesystems: [] }))).toBeUndefined();
   });
 });
+
+describe("csi-node transfer flags", () => {
+  const base = ["--node-id=n1", "--pool=tank"];
+  const config = (argv: string[]) => {
+    const parsed = parseNodeFlags([...base, ...argv], {});
+    if (parsed.help) throw new Error("help");
+    return parsed.config.transfer;
+  };
+
+  it("is off without a certificate source", () => {
+    expect(config([])).toBeUndefined();
+  });
+
+  it("reads the certificate from the operator's Secret, listening on the default port", () => {
+    expect(config(["--transfer-secret-namespace=skein-system"])).toEqual({
+      listen: { host: "0.0.0.0", port: 7480 },
+      peerPort: 7480,
+      credentials: { namespace: "skein-system" },
+    });
+  });
+
+  it("takes a listen address, a peer port and a certificate directory", () => {
+    expect(
+      config(["--transfer-cert-dir=/etc/skein", "--transfer-address=10.0.0.1:9000", "--transfer-port=9001"]),
+    ).toEqual({
+      listen: { host: "10.0.0.1", port: 9000 },
+      peerPort: 9001,
+      credentials: { dir: "/etc/skein" },
+    });
+  });
+
+  it.each([
+    [["--transfer-secret-namespace=a", "--transfer-cert-dir=/x"], /not both/],
+    [["--transfer-address=:7480"], /need a certificate/],
+    [["--transfer-secret-namespace=Bad_NS"], /not a namespace name/],
+    [["--transfer-cert-dir=/x", "--transfer-port=0"], /TCP port/],
+    [["--transfer-cert-dir=/x", "--transfer-address=:0"], /--transfer-port is needed/],
+  ])("refuses %j", (argv, message) => {
+    expect(() => parseNodeFlags([...base, ...argv], {})).toThrow(message);
+    expect(() => parseNodeFlags([...base, ...argv], {})).toThrow(InvalidInputError);
+  });
+});

@@ -21,11 +21,25 @@ export interface ControllerConfig extends CommonConfig {
   waitTimeoutMs: number;
 }
 
+export interface TransferConfig {
+  /** Where this node's transfer endpoint listens. */
+  listen: { host: string; port: number };
+  /** The port every node's endpoint listens on (peers are found at their Node's InternalIP). */
+  peerPort: number;
+  /** Where the node's certificate comes from. */
+  credentials: { dir: string } | { namespace: string };
+}
+
 export interface NodeConfig extends CommonConfig {
   nodeId: string;
   pool: string;
   resyncMs: number;
+  /** Absent when no certificate source is given: the node then neither sends nor receives volumes. */
+  transfer: TransferConfig | undefined;
 }
+
+/** The transfer endpoint's port when no flag says otherwise. */
+export const DEFAULT_TRANSFER_PORT = 7480;
 
 const DNS_LABELS = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Topology values are label values: 63 characters, alphanumerics with -_. inside. */
@@ -66,7 +80,15 @@ ${COMMON_HELP}
   --node-id NAME            this node's name (default $NODE_NAME, else the host name)
   --pool NAME               the ZFS pool that holds this node's volumes (required)
   --resync SECONDS          how often every volume is converged again and the StoragePool
-                            (size, free space, orphaned datasets) refreshed (default 30)`;
+                            (size, free space, orphaned datasets) refreshed (default 30)
+  --transfer-secret-namespace NS
+                            read this node's transfer certificate from the Secret
+                            skein-transfer-<node-id> there (the operator issues it)
+  --transfer-cert-dir DIR   or read it from DIR/ca.crt, DIR/tls.crt and DIR/tls.key
+                            (without either, this node cannot move volumes to or from others)
+  --transfer-address H:P    where the transfer endpoint listens (default :7480)
+  --transfer-port N         the port every node's endpoint listens on; peers are reached at
+                            their Node's InternalIP and this port (default: the listen port)`;
 
 export type Parsed<C> = { help: true } | { help: false; config: C };
 
@@ -128,6 +150,10 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
     "node-id": { type: "string" },
     pool: { type: "string" },
     resync: { type: "string" },
+    "transfer-secret-namespace": { type: "string" },
+    "transfer-cert-dir": { type: "string" },
+    "transfer-address": { type: "string" },
+    "transfer-port": { type: "string" },
   });
   if (values.help) return { help: true };
   const nodeId = (values["node-id"] as string | undefined) ?? env.NODE_NAME ?? hostname();
@@ -146,6 +172,42 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
       nodeId,
       pool,
       resyncMs: seconds("--resync", values.resync as string | undefined, 30),
+      transfer: transferConfig(values),
     },
   };
+}
+
+function transferConfig(values: Values): TransferConfig | undefined {
+  const namespace = values["transfer-secret-namespace"] as string | undefined;
+  const dir = values["transfer-cert-dir"] as string | undefined;
+  const address = values["transfer-address"] as string | undefined;
+  const port = values["transfer-port"] as string | undefined;
+  if (namespace !== undefined && dir !== undefined) {
+    throw new InvalidInputError("give --transfer-secret-namespace or --transfer-cert-dir, not both");
+  }
+  if (namespace === undefined && dir === undefined) {
+    if (address !== undefined || port !== undefined) {
+      throw new InvalidInputError(
+        "--transfer-address and --transfer-port need a certificate: add --transfer-secret-namespace or --transfer-cert-dir",
+      );
+    }
+    return undefined;
+  }
+  if (namespace !== undefined && !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+    throw new InvalidInputError(
+      `--transfer-secret-namespace ${JSON.stringify(namespace)} is not a namespace name`,
+    );
+  }
+  const listen = parseListenAddress(address ?? `:${DEFAULT_TRANSFER_PORT}`);
+  let peerPort = listen.port;
+  if (port !== undefined) {
+    peerPort = Number(port);
+    if (!(Number.isInteger(peerPort) && peerPort > 0 && peerPort < 65536))
+      throw new InvalidInputError(
+        `--transfer-port must be a TCP port (1-65535), got ${JSON.stringify(port)}`,
+      );
+  }
+  if (peerPort === 0)
+    throw new InvalidInputError("--transfer-port is needed when --transfer-address picks port 0");
+  return { listen, peerPort, credentials: namespace !== undefined ? { namespace } : { dir: dir! } };
 }

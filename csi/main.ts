@@ -22,6 +22,9 @@ import { CsiServer } from "./grpc/server.ts";
 import { identityService } from "./identity.ts";
 import { NodeServer } from "./node.ts";
 import { SkeinApi } from "./skein-api.ts";
+import { loadTransferTls } from "./transfer/credentials.ts";
+import { TransferServer } from "./transfer/server.ts";
+import { OperationLocks } from "./wait.ts";
 import { Zfs } from "./zfs/runner.ts";
 
 type Stop = () => Promise<void>;
@@ -118,7 +121,14 @@ export async function nodeMain(argv: string[]): Promise<number> {
   return serve("csi-node", log, config, async (stops) => {
     const { kubeConfig } = loadKubeConfig({ path: config.kubeconfig });
     const zfs = await Zfs.detect();
+    const locks = new OperationLocks();
+    const transfer = config.transfer;
+    const tls = transfer
+      ? await loadTransferTls(transfer.credentials, { node: config.nodeId, kubeConfig, log })
+      : undefined;
     const agent = new VolumeAgent({
+      transfer: tls && transfer ? { tls, peerPort: transfer.peerPort } : undefined,
+      locks,
       kubeConfig,
       node: config.nodeId,
       pool: config.pool,
@@ -129,6 +139,19 @@ export async function nodeMain(argv: string[]): Promise<number> {
     });
     await agent.start();
     stops.push(() => agent.stop());
+    if (tls && transfer) {
+      const endpoint = new TransferServer({
+        pool: config.pool,
+        zfs,
+        tls,
+        host: transfer.listen.host,
+        port: transfer.listen.port,
+        logger: log,
+        authorize: (peer, request) => agent.refuseTransfer(peer, request),
+      });
+      await endpoint.start();
+      stops.push(() => endpoint.stop());
+    }
     const node = new NodeServer({
       node: config.nodeId,
       cluster: config.cluster,
@@ -137,6 +160,9 @@ export async function nodeMain(argv: string[]): Promise<number> {
       api: new SkeinApi(kubeConfig),
       cachedVolume: (name) => agent.volume(name),
       logger: log,
+      locks,
+      releasedTo: (name) => agent.releasedTo(name),
+      onUnpublished: (name) => agent.unpublished(name),
     });
     const server = await CsiServer.start({
       endpoint: config.endpoint,

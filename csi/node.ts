@@ -35,14 +35,22 @@ export interface NodeOptions {
   /** The agent's cached Volume; the API is asked when the cache has not seen it yet. */
   cachedVolume: (name: string) => Volume | undefined;
   logger: Logger;
+  /** Shared with the volume agent, which releases volumes for migrations under the same lock. */
+  locks?: OperationLocks;
+  /** The node a volume is being handed to, when this node released it (no new mount then). */
+  releasedTo?: (name: string) => string | undefined;
+  /** Called after a volume was unpublished here. */
+  onUnpublished?: (name: string) => void;
 }
 
 type Reply<T> = Promise<csi.Reply<T>>;
 
 export class NodeServer {
-  private readonly locks = new OperationLocks();
+  private readonly locks: OperationLocks;
 
-  constructor(private readonly options: NodeOptions) {}
+  constructor(private readonly options: NodeOptions) {
+    this.locks = options.locks ?? new OperationLocks();
+  }
 
   service(): Partial<csi.NodeService> {
     return {
@@ -106,6 +114,13 @@ export class NodeServer {
           `volume ${name} is owned by node ${volume.spec.ownerNode}, not ${this.options.node}; it is mounted only where it lives`,
         );
       }
+      const handedTo = this.options.releasedTo?.(name);
+      if (handedTo !== undefined) {
+        throw new CsiError(
+          "ABORTED",
+          `volume ${name} is being handed over to node ${handedTo} (a migration is cutting over); retry on that node`,
+        );
+      }
       const { dataset, mountpoint } = await this.datasetMount(name);
       const existing = await mountOf(target);
       if (existing) {
@@ -145,6 +160,7 @@ export class NodeServer {
         else if (err.code !== "ENOENT") throw err;
       });
       this.options.logger.info({ volume: name, target }, "unpublished volume");
+      this.options.onUnpublished?.(name);
       return {};
     });
   }

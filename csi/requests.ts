@@ -217,3 +217,15 @@ export function page<T>(
     nextToken: more ? Buffer.from(`${TOKEN_PREFIX}${nameOf(last)}`).toString("base64url") : "",
   };
 }
+
+/**
+ * The VolumeMigration ControllerPublishVolume makes to bring `volume` to
+ * `node`: one name per pair, so its retries find the one they started. Long
+ * pairs are shortened with a hash of the whole (object names stop at 253).
+ */
+export function migrationName(volume: string, node: string): string {
+  const name = `${volume}-to-${node}`;
+  if (name.length <= 253) return name;
+  const hash = createHash("sha256").update(`${volume}\n${node}`).digest("hex").slice(0, 16);
+  return `${name.slice(0, 253 - hash.length - 1).replace(/[-.]+$/, "")}-${hash}`;
+}

@@ -15,6 +15,7 @@ import {
   type StoragePool,
   VERSION,
   type Volume,
+  type VolumeMigration,
 } from "../api/v1alpha1/index.ts";
 import { isNotFound } from "../kit/k8s/api-status.ts";
 import { Informer } from "../kit/k8s/informer.ts";
@@ -24,6 +25,7 @@ export interface ObjectsByKind {
   Volume: Volume;
   Snapshot: Snapshot;
   StoragePool: StoragePool;
+  VolumeMigration: VolumeMigration;
 }
 
 export type StorageKind = keyof ObjectsByKind;

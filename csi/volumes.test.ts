@@ -19,7 +19,7 @@ import { createPool, type Pool } from "../test/fixtures/pool.ts";
 import { sharedApiServer } from "../test/fixtures/shared.ts";
 import type { CsiClient } from "./grpc/load.ts";
 import type { CreateVolumeRequest, Reply } from "./proto/types.ts";
-import { TOPOLOGY_CLUSTER_KEY, TOPOLOGY_NODE_KEY } from "./requests.ts";
+import { migrationName, TOPOLOGY_CLUSTER_KEY, TOPOLOGY_NODE_KEY } from "./requests.ts";
 import { SkeinApi } from "./skein-api.ts";
 import { type DriverProcesses, startDriver } from "./testing/driver-processes.ts";
 
@@ -310,6 +310,7 @@ describe("CSI volumes on a real pool", () => {
         "NOT_FOUND",
       ],
       [
+        // Not a bad request: the data moves there (no operator runs here, so it never arrives).
         "publish to another node",
         () =>
           controller.call("ControllerPublishVolume", {
@@ -317,7 +318,7 @@ describe("CSI volumes on a real pool", () => {
             node_id: `${node}-other`,
             volume_capability: mountCapability,
           }),
-        "FAILED_PRECONDITION",
+        "ABORTED",
       ],
       [
         "node publish of a missing volume",
@@ -353,6 +354,12 @@ describe("CSI volumes on a real pool", () => {
     for (const name of ["bad1", "bad2", "bad3", "bad4", "bad5"])
       expect(await skein.get("Volume", name)).toBeUndefined();
     expect(await skein.get("Snapshot", "bad-snap")).toBeUndefined();
+    const move = migrationName(id, `${node}-other`);
+    expect((await skein.get("VolumeMigration", move))?.spec).toMatchObject({
+      volume: id,
+      targetNode: `${node}-other`,
+    });
+    await skein.delete("VolumeMigration", move);
     const published = await controller.call("ControllerPublishVolume", {
       volume_id: id,
       node_id: node,

@@ -12,6 +12,13 @@ import { InvalidInputError } from "./errors.ts";
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 
+/** The Secret (in the operator's namespace) that holds the transfer CA. */
+export const CA_SECRET = "skein-transfer-ca";
+/** The Secret (same namespace) that holds `node`'s transfer certificate. */
+export const nodeSecretName = (node: string) => `skein-transfer-${node}`;
+/** Keys of those Secrets: a kubernetes.io/tls layout, plus the CA certificate in node Secrets. */
+export const SECRET_KEYS = { ca: "ca.crt", cert: "tls.crt", key: "tls.key" } as const;
+
 export interface PemPair {
   certPem: string;
   keyPem: string;

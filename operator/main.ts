@@ -16,14 +16,19 @@ import { LeaderElector } from "../kit/k8s/leader-election.ts";
 import { exitCodeFor, handleTermination } from "../kit/lifecycle.ts";
 import { createLogger } from "../kit/log.ts";
 import { ProbeServer, parseListenAddress } from "../kit/serve.ts";
+import { MigrationReconciler } from "./migration/reconciler.ts";
 import { NetworkReconciler } from "./network/reconciler.ts";
 import { NodeGcReconciler } from "./nodegc/reconciler.ts";
+import { TransferPkiReconciler } from "./transfer-pki/reconciler.ts";
 
 const HELP = `usage: skein operator [flags]
 
 Watches the skein.io API and converges the cluster: allocates every node's
-address block of each Network (NodeSubnets) and cleans up after deleted nodes
-(their StoragePools and their records in Volumes' replica lists).
+address block of each Network (NodeSubnets), drives VolumeMigrations (moving a
+Volume's ownership once its data is on the target), issues every node's
+transfer certificate from the cluster's transfer CA (Secrets in --namespace),
+and cleans up after deleted nodes (their StoragePools and their records in
+Volumes' replica lists).
 
 flags:
   --kubeconfig PATH        kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
@@ -37,6 +42,8 @@ flags:
   --renew-deadline SECS    the leader steps down when it cannot renew for this long (default 10)
   --retry-period SECS      pause between election attempts (default 2)
   --workers N              concurrent reconciles per controller (default 2)
+  --cutover-timeout SECS   a migration whose target is not ready this long after the source
+                           released the volume is rolled back (default 60)
   --help                   this text`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -52,6 +59,7 @@ export async function main(argv: string[]): Promise<number> {
       "renew-deadline": { type: "string", default: "10" },
       "retry-period": { type: "string", default: "2" },
       workers: { type: "string", default: "2" },
+      "cutover-timeout": { type: "string", default: "60" },
       help: { type: "boolean", default: false },
     },
     strict: true,
@@ -60,7 +68,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const seconds = (flag: "lease-duration" | "renew-deadline" | "retry-period") => {
+  const seconds = (flag: "lease-duration" | "renew-deadline" | "retry-period" | "cutover-timeout") => {
     const n = Number(values[flag]);
     if (!(n > 0))
       throw new Error(`--${flag} must be a positive number of seconds, got ${JSON.stringify(values[flag])}`);
@@ -81,8 +89,10 @@ export async function main(argv: string[]): Promise<number> {
   const subnets = skeinInformer(kubeConfig, "NodeSubnet", { logger: log });
   const pools = skeinInformer(kubeConfig, "StoragePool", { logger: log });
   const volumes = skeinInformer(kubeConfig, "Volume", { logger: log });
+  const snapshots = skeinInformer(kubeConfig, "Snapshot", { logger: log });
+  const migrations = skeinInformer(kubeConfig, "VolumeMigration", { logger: log });
   const nodes = nodeInformer(kubeConfig, { logger: log });
-  const informers = [networks, subnets, pools, volumes, nodes];
+  const informers = [networks, subnets, pools, volumes, snapshots, migrations, nodes];
   const events = new EventRecorder({
     kubeConfig,
     reportingController: "skein.io/operator",
@@ -112,7 +122,35 @@ export async function main(argv: string[]): Promise<number> {
     .watch(nodes)
     .watch(pools, (p) => p.spec.node)
     .watch(volumes, NodeGcReconciler.keysForVolume);
-  const controllers = [networkController, nodeGcController];
+  const migration = new MigrationReconciler({
+    kubeConfig,
+    migrations,
+    volumes,
+    snapshots,
+    nodes,
+    events,
+    log,
+    cutoverTimeoutMs: seconds("cutover-timeout"),
+  });
+  const migrationController = new Controller({
+    name: "migration",
+    reconcile: (key) => migration.reconcile(key),
+    workers,
+    resyncPeriodMs: 30_000,
+    registry,
+    logger: log,
+  })
+    .watch(migrations)
+    .watch(volumes, migration.keysForVolume);
+  const pki = new TransferPkiReconciler({ kubeConfig, namespace: values.namespace, nodes, log });
+  const pkiController = new Controller({
+    name: "transfer-pki",
+    reconcile: (key) => pki.reconcile(key),
+    workers: 1,
+    registry,
+    logger: log,
+  }).watch(nodes);
+  const controllers = [networkController, nodeGcController, migrationController, pkiController];
 
   const { host, port } = parseListenAddress(values["metrics-address"]);
   const probes = new ProbeServer({ host, port, registry, logger: log }).addReadinessCheck(

@@ -341,6 +341,23 @@ export interface VolumeMigrationStatus {
    */
   dataLossWindowSeconds?: number;
   /**
+   * Bytes the last send/receive round carried: the migration cuts over once this is small and the source is unpublished.
+   */
+  lastRoundBytes?: number;
+  /**
+   * The snapshot the source node took after releasing the volume (no pod uses it, the dataset is read-only): the cutover's last increment.
+   */
+  finalSnapshot?: string;
+  /**
+   * When the source node released the volume (the start of the downtime).
+   */
+  sourceReleasedTime?: string;
+  /**
+   * When the target node held the final snapshot, ready to take ownership.
+   */
+  targetReadyTime?: string;
+  transferError?: VolumeMigrationTransferError;
+  /**
    * When the operator started the migration.
    */
   startTime?: string;
@@ -352,6 +369,19 @@ export interface VolumeMigrationStatus {
    * Current state of the migration as metav1.Condition entries (e.g. Succeeded).
    */
   conditions?: Condition[];
+}
+/**
+ * The last error a node agent met moving the data (cleared by the next successful round); the agent retries with backoff.
+ */
+export interface VolumeMigrationTransferError {
+  /**
+   * The node whose agent failed.
+   */
+  node: string;
+  /**
+   * What failed and what to do about it.
+   */
+  message: string;
 }
 
 /**

@@ -9,16 +9,22 @@
  * It also keeps the node's StoragePool current: on a timer, and shortly after
  * anything changed the pool's free space.
  */
-import type { KubeConfig } from "@kubernetes/client-node";
-import type { Snapshot, Volume } from "../../api/v1alpha1/index.ts";
+import type { KubeConfig, V1Node } from "@kubernetes/client-node";
+import type { Snapshot, Volume, VolumeMigration } from "../../api/v1alpha1/index.ts";
 import { describeError } from "../../kit/errors.ts";
+import { nodeInformer } from "../../kit/k8s/core-informers.ts";
 import type { Informer } from "../../kit/k8s/informer.ts";
 import { WorkQueue } from "../../kit/k8s/workqueue.ts";
 import type { Logger } from "../../kit/log.ts";
 import { SkeinApi } from "../skein-api.ts";
-import { skeinRoot } from "../zfs/names.ts";
+import type { Request } from "../transfer/protocol.ts";
+import type { TransferTls } from "../transfer/server.ts";
+import { OperationLocks } from "../wait.ts";
+import { INCOMING_PROPERTIES, incomingRoot, skeinRoot } from "../zfs/names.ts";
 import type { Zfs } from "../zfs/runner.ts";
-import { type AgentContext, holderOf, type Outcome, snapshotKey, volumeKey } from "./context.ts";
+import { type AgentContext, migrationKey, type Outcome, snapshotKey, volumeKey } from "./context.ts";
+import { reconcileMigration } from "./migration.ts";
+import { refusal, releasedFor } from "./migration-plan.ts";
 import { findOrphans, type Orphan, publishPool } from "./pool.ts";
 import { reconcileSnapshot } from "./snapshots.ts";
 import { reconcileVolume } from "./volumes.ts";
@@ -34,6 +40,10 @@ export interface VolumeAgentOptions {
   /** The StoragePool is refreshed at least this often. Default 30 s. */
   poolReportMs?: number;
   workers?: number;
+  /** This node's transfer certificate and the cluster's transfer port; without them no volume moves. */
+  transfer?: { tls: TransferTls; peerPort: number };
+  /** Shared with the Node service (one operation per volume at a time). */
+  locks?: OperationLocks;
 }
 
 /** Changes to the pool within this window are reported together. */
@@ -44,6 +54,8 @@ export class VolumeAgent {
   private readonly queue = new WorkQueue();
   private readonly volumes: Informer<Volume>;
   private readonly snapshots: Informer<Snapshot>;
+  private readonly migrations: Informer<VolumeMigration>;
+  private readonly nodes: Informer<V1Node>;
   private readonly timers: NodeJS.Timeout[] = [];
   private workers: Promise<void>[] = [];
   private poolTimer: NodeJS.Timeout | undefined;
@@ -55,6 +67,8 @@ export class VolumeAgent {
     const api = new SkeinApi(options.kubeConfig);
     this.volumes = api.informer("Volume", log);
     this.snapshots = api.informer("Snapshot", log);
+    this.migrations = api.informer("VolumeMigration", log);
+    this.nodes = nodeInformer(options.kubeConfig, { logger: log });
     this.ctx = {
       node: options.node,
       pool: options.pool,
@@ -63,6 +77,12 @@ export class VolumeAgent {
       log,
       volumes: this.volumes,
       snapshots: this.snapshots,
+      migrations: this.migrations,
+      nodes: this.nodes,
+      transfer: options.transfer,
+      locks: options.locks ?? new OperationLocks(),
+      fenced: new Set(),
+      lastRound: new Map(),
       now: () => new Date(),
       deleteRequests: new Map(),
       poolChanged: () => this.schedulePoolReport(POOL_DEBOUNCE_MS),
@@ -75,6 +95,8 @@ export class VolumeAgent {
     const { zfs, pool } = this.options;
     await zfs.poolSpace(pool);
     if (!(await zfs.exists(skeinRoot(pool)))) await zfs.create(skeinRoot(pool), { parents: true });
+    if (!(await zfs.exists(incomingRoot(pool))))
+      await zfs.create(incomingRoot(pool), { properties: INCOMING_PROPERTIES });
     this.volumes.on({
       add: (v) => this.onVolume(v),
       update: (_, v) => this.onVolume(v),
@@ -84,9 +106,15 @@ export class VolumeAgent {
       add: (s) => this.queue.add(snapshotKey(s.metadata.name ?? "")),
       update: (_, s) => this.queue.add(snapshotKey(s.metadata.name ?? "")),
     });
-    this.volumes.start();
-    this.snapshots.start();
-    await Promise.all([this.volumes.waitForSync(), this.snapshots.waitForSync()]);
+    const byVolume = (m: VolumeMigration) => {
+      this.queue.add(migrationKey(m.metadata.name ?? ""));
+      // Released or handed back: the volume's properties follow.
+      this.queue.add(volumeKey(m.spec.volume));
+    };
+    this.migrations.on({ add: byVolume, update: (_, m) => byVolume(m), delete: byVolume });
+    const informers = [this.volumes, this.snapshots, this.migrations, this.nodes];
+    for (const i of informers) i.start();
+    await Promise.all(informers.map((i) => i.waitForSync()));
     const workers = this.options.workers ?? 4;
     this.workers = Array.from({ length: workers }, () => this.work());
     this.timers.push(setInterval(() => this.resync(), this.options.resyncMs ?? 30_000));
@@ -102,7 +130,32 @@ export class VolumeAgent {
     await this.queue.shutDown();
     await Promise.all(this.workers);
     await this.poolReport;
-    await Promise.all([this.volumes.stop(), this.snapshots.stop()]);
+    await Promise.all([this.volumes, this.snapshots, this.migrations, this.nodes].map((i) => i.stop()));
+  }
+
+  /** Why `peer` may not make this transfer request of this node, or undefined when it may. */
+  refuseTransfer(peer: string, request: Request): string | undefined {
+    // Once released, a round's snapshot would be newer than the final one the cutover sends.
+    if (request.op === "round" && this.releasedTo(request.volume) !== undefined) {
+      return `volume ${request.volume} was released for the cutover: pull its final snapshot instead`;
+    }
+    return refusal(this.migrations.list(), (n) => this.volumes.get(n), this.options.node, peer, request);
+  }
+
+  /** The node this volume is being handed to, when this node has released it for a cutover. */
+  releasedTo(volume: string): string | undefined {
+    if (this.ctx.fenced.has(volume)) {
+      return (
+        releasedFor(this.migrations.list(), volume, this.options.node)?.spec.targetNode ?? "another node"
+      );
+    }
+    return releasedFor(this.migrations.list(), volume, this.options.node)?.spec.targetNode;
+  }
+
+  /** A pod stopped using the volume here: a migration waiting for that can release it now. */
+  unpublished(volume: string): void {
+    for (const m of this.migrations.list())
+      if (m.spec.volume === volume) this.queue.add(migrationKey(m.metadata.name ?? ""));
   }
 
   /** The cached Volume, for the node service (which mounts only what this node owns). */
@@ -123,12 +176,16 @@ export class VolumeAgent {
     // Clones wait for their source, and snapshots for their volume: wake them.
     for (const s of this.snapshots.list())
       if (s.spec.volume === name) this.queue.add(snapshotKey(s.metadata.name ?? ""));
+    // Ownership moved or the new owner reported: the migration's sides act on it.
+    for (const m of this.migrations.list())
+      if (m.spec.volume === name) this.queue.add(migrationKey(m.metadata.name ?? ""));
   }
 
   private resync(): void {
     for (const v of this.volumes.list())
-      if (holderOf(v) === this.options.node) this.queue.add(volumeKey(v.metadata.name ?? ""));
+      if (v.spec.ownerNode === this.options.node) this.queue.add(volumeKey(v.metadata.name ?? ""));
     for (const s of this.snapshots.list()) this.queue.add(snapshotKey(s.metadata.name ?? ""));
+    for (const m of this.migrations.list()) this.queue.add(migrationKey(m.metadata.name ?? ""));
   }
 
   private async work(): Promise<void> {
@@ -152,7 +209,9 @@ export class VolumeAgent {
     const slash = key.indexOf("/");
     const kind = key.slice(0, slash);
     const name = key.slice(slash + 1);
-    return kind === "volume" ? reconcileVolume(this.ctx, name) : reconcileSnapshot(this.ctx, name);
+    if (kind === "volume") return reconcileVolume(this.ctx, name);
+    if (kind === "migration") return reconcileMigration(this.ctx, name);
+    return reconcileSnapshot(this.ctx, name);
   }
 
   private schedulePoolReport(delayMs: number): void {

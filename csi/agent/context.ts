@@ -2,10 +2,13 @@
  * What the agent's reconcilers share: who and where this node is, the ZFS
  * runner, the API, and the informer caches every decision is read from.
  */
-import type { Snapshot, Volume } from "../../api/v1alpha1/index.ts";
+import type { V1Node } from "@kubernetes/client-node";
+import type { Snapshot, Volume, VolumeMigration } from "../../api/v1alpha1/index.ts";
 import type { Informer } from "../../kit/k8s/informer.ts";
 import type { Logger } from "../../kit/log.ts";
 import type { SkeinApi } from "../skein-api.ts";
+import type { TransferTls } from "../transfer/server.ts";
+import type { OperationLocks } from "../wait.ts";
 import type { Zfs } from "../zfs/runner.ts";
 
 export interface AgentContext {
@@ -16,12 +19,23 @@ export interface AgentContext {
   log: Logger;
   volumes: Informer<Volume>;
   snapshots: Informer<Snapshot>;
+  migrations: Informer<VolumeMigration>;
+  /** Nodes, for their InternalIP: where a peer's transfer endpoint is. */
+  nodes: Informer<V1Node>;
+  /** Absent when the node has no transfer certificate: it then cannot move volumes. */
+  transfer: { tls: TransferTls; peerPort: number } | undefined;
+  /** Shared with the Node service: one operation per volume at a time (publish, release). */
+  locks: OperationLocks;
+  /** Volumes this node released for a migration's cutover: no new mount, and they stay read-only. */
+  fenced: Set<string>;
+  /** Per migration (uid), when this node last finished a round as its target. */
+  lastRound: Map<string, number>;
   now(): Date;
   /** Per volume, the last DeleteVolume retry (annotation value) the agent has acted on. */
   deleteRequests: Map<string, string>;
   /** Something changed the pool's free space: refresh the StoragePool soon. */
   poolChanged(): void;
-  /** Look at this key again soon (`volume/<name>` or `snapshot/<name>`). */
+  /** Look at this key again soon (`volume/<name>`, `snapshot/<name>` or `migration/<name>`). */
   enqueue(key: string): void;
 }
 
@@ -32,6 +46,7 @@ export interface Outcome {
 
 export const volumeKey = (name: string) => `volume/${name}`;
 export const snapshotKey = (name: string) => `snapshot/${name}`;
+export const migrationKey = (name: string) => `migration/${name}`;
 
 /** The node whose pool holds a volume's data now: where the agent acts on it. */
 export function holderOf(volume: Volume): string {

@@ -76,6 +76,35 @@ describe("propertyChanges", () => {
       ),
     ).toEqual({ compression: "lz4" });
   });
+
+  it.each([
+    ["a received copy its node now owns is made writable", {}, { readonly: "off" }],
+    ["a volume released for a cutover stays read-only", { released: true }, {}],
+  ])("%s", (_what, options, expected) => {
+    expect(
+      propertyChanges(
+        volume({ capacityBytes: 1000 }),
+        props({ refquota: "1000", refreservation: "1000", readonly: "on" }),
+        options,
+      ),
+    ).toEqual(expected);
+  });
+
+  it('sees zfs-fuse\'s mounted read-only dataset ("off", temporary) as read-only', () => {
+    const row = { name: "ds", property: "readonly", value: "off", source: "temporary" };
+    const p = props({ refquota: "1000", refreservation: "1000" });
+    p.set("readonly", row);
+    expect(propertyChanges(volume({ capacityBytes: 1000 }), p)).toEqual({ readonly: "off" });
+  });
+
+  it("leaves readonly alone when the volume asks for it", () => {
+    expect(
+      propertyChanges(
+        volume({ capacityBytes: 1000, zfsProperties: { readonly: "on" } }),
+        props({ refquota: "1000", refreservation: "1000", readonly: "on" }),
+      ),
+    ).toEqual({});
+  });
 });
 
 describe("spaceOf", () => {

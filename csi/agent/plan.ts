@@ -44,6 +44,8 @@ export function observedPropertyNames(volume: Volume): string[] {
     "used",
     "usedbyrefreservation",
     "available",
+    "readonly",
+    "mounted",
     TAG_VOLUME,
     TAG_UID,
     ...Object.keys(volume.spec.zfsProperties ?? {}),
@@ -66,6 +68,16 @@ export function ownership(volume: Volume, props: ReadonlyMap<string, PropertyRow
     : "foreign";
 }
 
+/**
+ * Whether the dataset is read-only now. zfs-fuse reports a mounted dataset
+ * whose `readonly` is on as "off", source "temporary" (yet refuses writes);
+ * Skein never mounts with temporary options, so "temporary" means read-only.
+ */
+export function readOnly(props: ReadonlyMap<string, PropertyRow>): boolean {
+  const row = props.get("readonly");
+  return row?.value === "on" || row?.source === "temporary";
+}
+
 function value(props: ReadonlyMap<string, PropertyRow>, name: string): string | undefined {
   const row = props.get(name);
   return row === undefined || row.source === "-" || row.value === "-" ? undefined : row.value;
@@ -84,8 +96,14 @@ function bytes(props: ReadonlyMap<string, PropertyRow>, name: string): number {
 export function propertyChanges(
   volume: Volume,
   props: ReadonlyMap<string, PropertyRow>,
+  options: { released?: boolean } = {},
 ): Record<string, string> {
   const changes: Record<string, string> = {};
+  // A copy received in a migration arrives read-only and its new owner makes it
+  // writable; a volume released for a cutover stays read-only until it ends.
+  if (!options.released && readOnly(props) && volume.spec.zfsProperties?.readonly === undefined) {
+    changes.readonly = "off";
+  }
   const capacity = volume.spec.capacityBytes;
   if (bytes(props, "refquota") < capacity) changes.refquota = String(capacity);
   if (bytes(props, "refreservation") < capacity) changes.refreservation = String(capacity);

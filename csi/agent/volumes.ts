@@ -22,6 +22,7 @@ import { volumeDataset, volumeSnapshot } from "../zfs/names.ts";
 import type { PropertyRow } from "../zfs/parse.ts";
 import { type AgentContext, holderOf, type Outcome, snapshotKey } from "./context.ts";
 import { type Failure, failureOf } from "./failure.ts";
+import { releasedFor } from "./migration-plan.ts";
 import {
   capacityProperties,
   createProperties,
@@ -39,7 +40,8 @@ const WAIT_MS = 2_000;
 
 export async function reconcileVolume(ctx: AgentContext, name: string): Promise<Outcome> {
   const volume = ctx.volumes.get(name);
-  if (!volume || holderOf(volume) !== ctx.node) return {};
+  // The owner acts; a node that handed the volume over leaves it to the new owner.
+  if (!volume || volume.spec.ownerNode !== ctx.node) return {};
   const dataset = volumeDataset(ctx.pool, name);
   if (volume.metadata.deletionTimestamp) return deleteVolume(ctx, volume, dataset);
 
@@ -72,7 +74,13 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
     try {
       await createDataset(ctx, volume, dataset);
     } catch (err) {
-      return report(ctx, volume, { kind: "failed", node: ctx.node, dataset, failure: failureOf(err) });
+      // Made, tagged and all, but not mounted: the mount is retried below.
+      if (err instanceof ZfsError && /successfully created, but not mounted/.test(err.message)) {
+        ctx.log.warn(
+          { volume: name, err: err.message },
+          "dataset created but not mounted; mounting it again",
+        );
+      } else return report(ctx, volume, { kind: "failed", node: ctx.node, dataset, failure: failureOf(err) });
     } finally {
       ctx.poolChanged();
     }
@@ -80,7 +88,23 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
     if (!props) throw new Error(`dataset ${dataset} vanished right after it was created`);
   }
 
-  const changes = propertyChanges(volume, props);
+  if (props.get("mounted")?.value === "no") {
+    // zfs-fuse can create a dataset yet fail to mount it ("Input/output error") under load; mount it now.
+    try {
+      await ctx.zfs.mount(dataset);
+    } catch (err) {
+      return report(ctx, volume, {
+        kind: "failed",
+        node: ctx.node,
+        dataset,
+        failure: failureOf(err),
+        space: spaceOf(props),
+      });
+    }
+  }
+  const changes = propertyChanges(volume, props, {
+    released: ctx.fenced.has(name) || releasedFor(ctx.migrations.list(), name, ctx.node) !== undefined,
+  });
   if (Object.keys(changes).length > 0) {
     try {
       await ctx.zfs.set(dataset, changes);
@@ -262,7 +286,8 @@ async function deleteVolume(ctx: AgentContext, volume: Volume, dataset: string):
   return {};
 }
 
-const BUSY_RETRIES_MS = [100, 300, 1000];
+// zfs-fuse can call a dataset busy for several seconds after its last use.
+const BUSY_RETRIES_MS = [100, 300, 1000, 2000, 4000];
 
 /**
  * `zfs destroy -r`, for a volume published nowhere. zfs-fuse can call a
@@ -273,19 +298,21 @@ const BUSY_RETRIES_MS = [100, 300, 1000];
  */
 async function destroyDataset(ctx: AgentContext, dataset: string): Promise<void> {
   for (let attempt = 0; ; attempt++) {
+    // Checked before every attempt: even a plain destroy unmounts the dataset,
+    // which would pull the filesystem from under a pod's bind mount.
+    const published = await publishedAt(ctx, dataset);
+    if (published.length > 0) {
+      throw new CsiError(
+        "FAILED_PRECONDITION",
+        `dataset ${dataset} is still published at ${published.join(", ")}; unpublish the volume first`,
+      );
+    }
     try {
       await ctx.zfs.destroy(dataset, { recursive: true, force: attempt > 0 });
       return;
     } catch (err) {
       const wait = BUSY_RETRIES_MS[attempt];
       if (!(err instanceof ZfsError && err.code === "ZfsBusy") || wait === undefined) throw err;
-      const published = await publishedAt(ctx, dataset);
-      if (published.length > 0) {
-        throw new CsiError(
-          "FAILED_PRECONDITION",
-          `dataset ${dataset} is still published at ${published.join(", ")}; unpublish the volume first`,
-        );
-      }
       await sleep(wait);
     }
   }

@@ -102,6 +102,8 @@ export interface PullRequest {
   /** Incremental from this snapshot, which the receiving dataset must have. */
   from?: string;
   intermediates?: boolean;
+  /** Ask the peer to take `snapshot` first (a "round"; the name must carry the transfer prefix). */
+  take?: boolean;
 }
 
 export interface PullResult {
@@ -121,7 +123,14 @@ export async function pullSnapshot(
   into: { zfs: Zfs; dataset: string; force?: boolean },
   onProgress?: (bytes: number) => void,
 ): Promise<PullResult> {
-  const { socket, response, rest } = await open(peer, tls, { v: 1, op: "send", ...request });
+  const { take, ...send } = request;
+  const { socket, response, rest } = await open(
+    peer,
+    tls,
+    take
+      ? { v: 1, op: "round", volume: send.volume, snapshot: send.snapshot, from: send.from }
+      : { v: 1, op: "send", ...send },
+  );
   if (!response.ok) {
     socket.destroy();
     throw refused(peer, response);

@@ -5,8 +5,15 @@
  *
  *   client → server   one JSON line: a Request
  *   server → client   one JSON line: a Response
- *                     then, for "send" with ok: the raw `zfs send` stream,
- *                     ended by the server closing the connection.
+ *                     then, for "send" and "round" with ok: the raw `zfs send`
+ *                     stream, ended by the server closing the connection.
+ *
+ * "round" is how a pulling node drives a migration or a replica: the source
+ * takes a fresh snapshot (named by the puller, always with the transfer
+ * prefix, so a peer can create nothing else) and streams it in the same
+ * connection, incremental from a snapshot the puller already has. After a
+ * round, the source drops the snapshots of that series (the name up to its
+ * last "-") that are older than the round's base.
  */
 import { InvalidInputError } from "../../kit/errors.ts";
 
@@ -16,12 +23,20 @@ export const MAX_HEADER_BYTES = 4096;
 
 const VOLUME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const SNAPSHOT = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,200}$/;
+/** Snapshots that transfers make (and prune) start with this; nothing else is made on a peer's request. */
+export const TRANSFER_SNAPSHOT_PREFIX = "skein-xfer-";
+const TRANSFER_SNAPSHOT = /^skein-xfer-[a-z0-9][a-z0-9-]{0,100}$/;
 
 export type Request =
   /** The volume's snapshots, oldest first: the client finds the newest common one. */
   | { v: 1; op: "snapshots"; volume: string }
   /** Stream `volume@snapshot`, incremental from `from` when given. */
-  | { v: 1; op: "send"; volume: string; snapshot: string; from?: string; intermediates?: boolean };
+  | { v: 1; op: "send"; volume: string; snapshot: string; from?: string; intermediates?: boolean }
+  /**
+   * Take `volume@snapshot` now (or reuse it, on a retry) and stream it,
+   * incremental from `from` with every snapshot in between (`-I`), else full.
+   */
+  | { v: 1; op: "round"; volume: string; snapshot: string; from?: string };
 
 export interface SnapshotInfo {
   /** Short name, after the `@`. */
@@ -35,7 +50,7 @@ export type Response =
   | { ok: true; op: "send"; guid: string }
   | { ok: false; code: TransferErrorCode; message: string };
 
-export type TransferErrorCode = "BadRequest" | "NotFound" | "Failed";
+export type TransferErrorCode = "BadRequest" | "NotFound" | "Forbidden" | "Failed";
 
 function field(obj: Record<string, unknown>, name: string, pattern: RegExp, what: string): string {
   const value = obj[name];
@@ -64,6 +79,21 @@ export function parseRequest(line: string): Request {
   }
   const volume = field(r, "volume", VOLUME, "a volume name");
   if (r.op === "snapshots") return { v: 1, op: "snapshots", volume };
+  if (r.op === "round") {
+    const round: Request = {
+      v: 1,
+      op: "round",
+      volume,
+      snapshot: field(
+        r,
+        "snapshot",
+        TRANSFER_SNAPSHOT,
+        `a snapshot name starting with ${TRANSFER_SNAPSHOT_PREFIX}`,
+      ),
+    };
+    if (r.from !== undefined) round.from = field(r, "from", SNAPSHOT, "a snapshot name");
+    return round;
+  }
   if (r.op !== "send") throw new InvalidInputError(`transfer request: unknown op ${JSON.stringify(r.op)}`);
   const snapshot = field(r, "snapshot", SNAPSHOT, "a snapshot name");
   const request: Request = { v: 1, op: "send", volume, snapshot };

@@ -39,6 +39,12 @@ export interface TransferServerOptions {
   port: number;
   logger?: Logger;
   headerTimeoutMs?: number;
+  /**
+   * Whether the authenticated `peer` may have what it asks for: undefined to
+   * allow, else why not (the peer is told). The node agent allows only the
+   * target of a migration of that volume away from this node. Default: allow.
+   */
+  authorize?: (peer: string, request: Request) => string | undefined;
 }
 
 const HOLD_PREFIX = "skein-send-";
@@ -102,6 +108,12 @@ export class TransferServer {
       return;
     }
     const log = this.log.child({ peer, op: request.op, volume: request.volume });
+    const denied = this.options.authorize?.(peer, request);
+    if (denied !== undefined) {
+      log.warn({ why: denied }, "refused a transfer request");
+      await reply(socket, { ok: false, code: "Forbidden", message: denied });
+      return;
+    }
     const dataset = volumeDataset(this.options.pool, request.volume);
     if (!(await this.options.zfs.exists(dataset))) {
       await reply(socket, {
@@ -116,7 +128,48 @@ export class TransferServer {
       socket.end();
       return;
     }
+    if (request.op === "round") {
+      const snapshot = `${dataset}@${request.snapshot}`;
+      // A retried round reuses the snapshot its first attempt made.
+      if (!(await this.options.zfs.exists(snapshot))) await this.options.zfs.snapshot(snapshot);
+      await this.send(
+        socket,
+        dataset,
+        {
+          v: 1,
+          op: "send",
+          volume: request.volume,
+          snapshot: request.snapshot,
+          from: request.from,
+          intermediates: request.from !== undefined,
+        },
+        log,
+      );
+      await this.pruneSeries(dataset, request, log);
+      return;
+    }
     await this.send(socket, dataset, request, log);
+  }
+
+  /**
+   * After a round, the puller needs nothing of the series (the name up to its
+   * last "-") older than the round's base: those snapshots go, unless held.
+   * Newer ones stay (a final snapshot the source took meanwhile, say).
+   */
+  private async pruneSeries(dataset: string, request: Extract<Request, { op: "round" }>, log: Logger) {
+    if (request.from === undefined) return;
+    const series = `${dataset}@${request.snapshot.slice(0, request.snapshot.lastIndexOf("-") + 1)}`;
+    const zfs = this.options.zfs;
+    // Oldest first: everything before the base is older than it.
+    const all = await zfs.snapshots(dataset);
+    const base = all.indexOf(`${dataset}@${request.from}`);
+    for (const s of all.slice(0, Math.max(0, base))) {
+      if (!s.startsWith(series)) continue;
+      if ((await zfs.holdCount(s)) > 0) continue;
+      await zfs
+        .destroy(s)
+        .catch((err: unknown) => log.warn({ snapshot: s, err: describeError(err) }, "could not prune"));
+    }
   }
 
   private async snapshotInfo(dataset: string): Promise<SnapshotInfo[]> {

@@ -144,6 +144,84 @@ describe("transfer endpoint", () => {
     expect(await zfs.exists(volumeDataset(target.name, "other"))).toBe(false);
   });
 
+  it("takes a snapshot on the source for a round, streams the increment, and prunes the series", async () => {
+    const dataset = volumeDataset(source.name, volume);
+    const into = { zfs, dataset: volumeDataset(target.name, "rounds") };
+    writeFileSync(join(srcDir(), "round-base.bin"), randomBytes(3 * 1024 * 1024));
+    const first = await pullSnapshot(peer, nodeB, { volume, snapshot: "skein-xfer-t-1", take: true }, into);
+    expect(first.bytes).toBeGreaterThan(3 * 1024 * 1024);
+    writeFileSync(join(srcDir(), "round.txt"), "written between rounds");
+    const second = await pullSnapshot(
+      peer,
+      nodeB,
+      { volume, snapshot: "skein-xfer-t-2", from: "skein-xfer-t-1", take: true },
+      { ...into, force: true },
+    );
+    expect(second.bytes).toBeLessThan(first.bytes / 4);
+    expect(readFileSync(join(target.mountRoot, "skein", "rounds", "round.txt"), "utf8")).toBe(
+      "written between rounds",
+    );
+    // Taken by the source meanwhile (a migration's final snapshot): newer than the base, so it stays.
+    await zfs.snapshot(`${dataset}@skein-xfer-t-final`);
+    await pullSnapshot(
+      peer,
+      nodeB,
+      { volume, snapshot: "skein-xfer-t-3", from: "skein-xfer-t-2", take: true },
+      { ...into, force: true },
+    );
+    // Older than the base, the series goes (just after the stream ends); the base and newer stay.
+    const series = async () => (await zfs.snapshots(dataset)).filter((s) => s.includes("skein-xfer-t-"));
+    for (let i = 0; i < 50 && (await series()).length > 3; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(await series()).toEqual([
+      `${dataset}@skein-xfer-t-2`,
+      `${dataset}@skein-xfer-t-final`,
+      `${dataset}@skein-xfer-t-3`,
+    ]);
+  });
+
+  it("refuses a round whose snapshot name lacks the transfer prefix", async () => {
+    await expect(
+      pullSnapshot(
+        peer,
+        nodeB,
+        { volume, snapshot: "s9", take: true },
+        { zfs, dataset: volumeDataset(target.name, "x") },
+      ),
+    ).rejects.toThrow(/PeerBadRequest|transfer request/);
+    expect(await zfs.exists(`${volumeDataset(source.name, volume)}@s9`)).toBe(false);
+  });
+
+  it("asks the node agent whether an authenticated peer may have what it asks for", async () => {
+    const guarded = new TransferServer({
+      pool: source.name,
+      zfs,
+      tls: nodeA,
+      host: "127.0.0.1",
+      port: 0,
+      authorize: (who, request) =>
+        who === "node-b" && request.op === "snapshots" ? undefined : `${who} may not ${request.op}`,
+    });
+    const port = await guarded.start();
+    try {
+      const at = { node: "node-a", host: "127.0.0.1", port };
+      expect((await listPeerSnapshots(at, nodeB, volume)).length).toBeGreaterThan(0);
+      const nodeC = tlsOf(ca, await issueNodeCert(ca, "node-c"));
+      await expect(listPeerSnapshots(at, nodeC, volume)).rejects.toThrow(
+        /PeerForbidden|node-c may not snapshots/,
+      );
+      await expect(
+        pullSnapshot(
+          at,
+          nodeB,
+          { volume, snapshot: "skein-xfer-z-1", take: true },
+          { zfs, dataset: volumeDataset(target.name, "y") },
+        ),
+      ).rejects.toThrow(/node-b may not round/);
+      expect(await zfs.exists(`${volumeDataset(source.name, volume)}@skein-xfer-z-1`)).toBe(false);
+    } finally {
+      await guarded.stop();
+    }
+  });
   it("leaves the target as it was when the stream breaks mid-way", async () => {
     writeFileSync(join(srcDir(), "big.bin"), randomBytes(48 * 1024 * 1024));
     await zfs.snapshot(`${volumeDataset(source.name, volume)}@s3`);

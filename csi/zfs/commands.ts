@@ -145,6 +145,11 @@ export function cloneArgs(snapshot: string, dataset: string, options: CreateOpti
 }
 
 /** Rolls back to `snapshot`; `destroyNewer` (`-r`) destroys the snapshots taken after it. */
+/** Mounts a dataset at its mountpoint. */
+export function mountArgs(dataset: string): Argv {
+  return ["zfs", "mount", validateDatasetName(dataset)];
+}
+
 export function rollbackArgs(snapshot: string, options: { destroyNewer?: boolean } = {}): Argv {
   return ["zfs", "rollback", ...(options.destroyNewer ? ["-r"] : []), validateSnapshotName(snapshot)];
 }

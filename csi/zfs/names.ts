@@ -138,6 +138,23 @@ export function skeinRoot(pool: string): string {
   return `${validatePoolName(pool)}/${SKEIN_ROOT}`;
 }
 
+/**
+ * `<pool>/skein-incoming`: the parent under which a node receives the copy of a
+ * volume it does not own yet. Copies inherit INCOMING_PROPERTIES from it (zfs-fuse
+ * has no `receive -u`), so they are never mounted, let alone writable. Not under
+ * `<pool>/skein`, where every child is a volume.
+ */
+export function incomingRoot(pool: string): string {
+  return `${validatePoolName(pool)}/${SKEIN_ROOT}-incoming`;
+}
+
+export const INCOMING_PROPERTIES = { mountpoint: "none", readonly: "on" } as const;
+
+/** Where a node receives the copy of `volume` before it owns it. */
+export function incomingDataset(pool: string, volume: string): string {
+  return validateDatasetName(`${incomingRoot(pool)}/${validateObjectName("Volume", volume)}`);
+}
+
 /** The dataset that holds Volume `volume` on `pool`. */
 export function volumeDataset(pool: string, volume: string): string {
   return validateDatasetName(`${skeinRoot(pool)}/${validateObjectName("Volume", volume)}`);

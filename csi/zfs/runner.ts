@@ -18,6 +18,7 @@ import {
   inheritArgs,
   type ListOptions,
   listArgs,
+  mountArgs,
   type Properties,
   type ReceiveOptions,
   receiveArgs,
@@ -120,6 +121,10 @@ export class Zfs {
 
   async clone(snapshot: string, dataset: string, options?: CreateOptions): Promise<void> {
     await this.exec(cloneArgs(snapshot, dataset, options));
+  }
+
+  async mount(dataset: string): Promise<void> {
+    await this.exec(mountArgs(dataset));
   }
 
   async rollback(snapshot: string, options?: { destroyNewer?: boolean }): Promise<void> {
