@@ -180,8 +180,13 @@ describe("volume migration between two nodes", () => {
    * read-only dataset refuses it; zfs-fuse's `readonly` property cannot be
    * trusted while mounted): at no moment may both accept writes.
    */
-  async function oneWriter<T>(volume: string, during: () => Promise<T>): Promise<T> {
-    const dirs = [mountpoint(a, volume), mountpoint(b, volume)];
+  async function oneWriter<T>(
+    volume: string,
+    source: SimNode,
+    target: SimNode,
+    during: () => Promise<T>,
+  ): Promise<T> {
+    const [sourceDir, targetDir] = [mountpoint(source, volume), mountpoint(target, volume)];
     const violations: string[] = [];
     let done = false;
     const writable = async (dir: string) => {
@@ -200,11 +205,18 @@ describe("volume migration between two nodes", () => {
       await rmdir(probe).catch(() => undefined);
       return true;
     };
+    // Probes take time on a loaded machine, so two successes in one round prove
+    // nothing. What does: the source accepting a write in a probe that *started
+    // after* the target had accepted one (once writable, the target stays the
+    // writer), since then both were writable at the source's moment.
     const sampler = (async () => {
+      let targetWritableAt: number | undefined;
       while (!done) {
-        const rw: string[] = [];
-        for (const d of dirs) if (await writable(d)) rw.push(d);
-        if (rw.length > 1) violations.push(`${new Date().toISOString()} ${rw.join(" and ")}`);
+        const started = Date.now();
+        if ((await writable(sourceDir)) && targetWritableAt !== undefined && started > targetWritableAt) {
+          violations.push(`${new Date(started).toISOString()} ${sourceDir} after ${targetDir} took writes`);
+        }
+        if (await writable(targetDir)) targetWritableAt ??= Date.now();
         await sleep(100);
       }
     })();
@@ -265,7 +277,7 @@ describe("volume migration between two nodes", () => {
   it("moves a volume while a writer keeps writing, then hands over after it is unpublished", async () => {
     const { name: volume, sums } = await createVolume(a, 4, 8);
     const target = await publish(a, volume);
-    await oneWriter(volume, async () => {
+    await oneWriter(volume, a, b, async () => {
       let writing = true;
       let n = 0;
       const writer = (async () => {
@@ -312,7 +324,7 @@ describe("volume migration between two nodes", () => {
     const request = { volume_id: volume, node_id: a.name, volume_capability: capability, readonly: false };
     const codes = new Set<string>();
     try {
-      await oneWriter(volume, () =>
+      await oneWriter(volume, b, a, () =>
         settles(
           "ControllerPublishVolume to succeed",
           async () => {
@@ -371,7 +383,7 @@ describe("volume migration between two nodes", () => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 3, 8);
     const target = await publish(a, volume);
-    await oneWriter(volume, async () => {
+    await oneWriter(volume, a, b, async () => {
       if (f.name !== "operator") await f.inject();
       const name = await migrate(volume, b);
       if (f.name === "operator") {
@@ -396,7 +408,7 @@ describe("volume migration between two nodes", () => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 2, 4);
     const target = await publish(a, volume);
-    await oneWriter(volume, async () => {
+    await oneWriter(volume, a, b, async () => {
       const name = await migrate(volume, b);
       await until(name, (m) => (m.status?.round ?? 0) >= 1);
       // A big delta, so the next round is under way when the fault hits.
@@ -417,7 +429,7 @@ describe("volume migration between two nodes", () => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 2, 4);
     const target = await publish(a, volume);
-    await oneWriter(volume, async () => {
+    await oneWriter(volume, a, b, async () => {
       const name = await migrate(volume, b);
       await until(name, (m) => (m.status?.round ?? 0) >= 1);
       writeFile(a, volume, "last.bin", 8 * MiB, sums);
