@@ -7,17 +7,13 @@
 import { InvalidInputError } from "../../kit/errors.ts";
 import type { Argv } from "../../kit/exec.ts";
 import { isAddress } from "../../kit/ipv4.ts";
-import { interfaceNameProblem } from "./ifname.ts";
+import { checkedInterfaceName } from "./ifname.ts";
 import { type Link, parseLinks } from "./parse.ts";
 
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const MAX_VNI = 16_777_215;
 
-function dev(name: string): string {
-  const problem = interfaceNameProblem(name);
-  if (problem) throw new InvalidInputError(`interface name ${JSON.stringify(name)} ${problem}`);
-  return name;
-}
+const dev = checkedInterfaceName;
 
 function mac(value: string): string {
   if (!MAC.test(value))

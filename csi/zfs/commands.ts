@@ -306,18 +306,28 @@ function snapshotsArg(snapshots: readonly string[]): string[] {
   return snapshots.map(validateSnapshotName);
 }
 
+/** `zfs hold` and `zfs release` take the same arguments. */
+function holdVerbArgs(
+  verb: "hold" | "release",
+  tag: string,
+  snapshots: readonly string[],
+  options: { recursive?: boolean },
+): Argv {
+  return [
+    "zfs",
+    verb,
+    ...(options.recursive ? ["-r"] : []),
+    validateHoldTag(tag),
+    ...snapshotsArg(snapshots),
+  ];
+}
+
 export function holdArgs(
   tag: string,
   snapshots: readonly string[],
   options: { recursive?: boolean } = {},
 ): Argv {
-  return [
-    "zfs",
-    "hold",
-    ...(options.recursive ? ["-r"] : []),
-    validateHoldTag(tag),
-    ...snapshotsArg(snapshots),
-  ];
+  return holdVerbArgs("hold", tag, snapshots, options);
 }
 
 export function releaseArgs(
@@ -325,13 +335,7 @@ export function releaseArgs(
   snapshots: readonly string[],
   options: { recursive?: boolean } = {},
 ): Argv {
-  return [
-    "zfs",
-    "release",
-    ...(options.recursive ? ["-r"] : []),
-    validateHoldTag(tag),
-    ...snapshotsArg(snapshots),
-  ];
+  return holdVerbArgs("release", tag, snapshots, options);
 }
 
 /** Lists hold tags (`name<TAB>tag<TAB>timestamp`); needs capabilities.listHolds. */
