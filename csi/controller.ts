@@ -409,11 +409,11 @@ export class ControllerServer {
     const holder = holderOf(volume);
     if (holder === node && volume.spec.ownerNode === node) return { publish_context: {} };
     // The data is elsewhere: move it here (Flocker's promise), and say "not yet" until it is.
-    const migration = await this.moveHere(volume, node);
+    const { migration, previousFailure } = await this.moveHere(volume, node);
     const s = migration.status;
     const progress =
       s?.phase === undefined
-        ? "waiting for the operator to start it"
+        ? `waiting for the operator to start it${previousFailure ? `; the last attempt failed: ${previousFailure}` : ""}`
         : `${s.phase}, round ${s.round ?? 0}, ${s.progressPercent ?? 0}% of the current round${s.transferError ? `; last error on ${s.transferError.node}: ${s.transferError.message}` : ""}`;
     throw new CsiError(
       "ABORTED",
@@ -427,14 +427,21 @@ export class ControllerServer {
    * finished one that did not bring it here (it failed, or the volume moved on
    * since) is replaced: a publish retried after a failure is a new attempt.
    */
-  private async moveHere(volume: Volume, node: string): Promise<VolumeMigration> {
+  private async moveHere(
+    volume: Volume,
+    node: string,
+  ): Promise<{ migration: VolumeMigration; previousFailure?: string }> {
     const volumeName = volume.metadata.name ?? "";
     const name = migrationName(volumeName, node);
     const existing = await this.api.get("VolumeMigration", name);
+    let previousFailure: string | undefined;
     if (existing) {
       const phase = existing.status?.phase;
       const over = phase === "Failed" || phase === "RolledBack" || phase === "Completed";
-      if (!over) return existing;
+      if (!over) return { migration: existing };
+      // Said in the next answer, so a caller retrying in vain learns why (say, the owner node is lost).
+      if (phase !== "Completed")
+        previousFailure = existing.status?.conditions?.find((c) => c.type === "Succeeded")?.message ?? phase;
       await this.api.delete("VolumeMigration", name);
       this.log.info(
         { volume: volumeName, node, migration: name, phase },
@@ -450,7 +457,7 @@ export class ControllerServer {
         { volume: volumeName, node, migration: name },
         "ControllerPublishVolume: started a migration",
       );
-      return created;
+      return { migration: created, previousFailure };
     } catch (err) {
       // A concurrent retry created it (or the deleted one is still going): the next retry finds it.
       if (isConflict(err)) throw new CsiError("ABORTED", `migration ${name} is being replaced; retry`);

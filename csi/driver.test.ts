@@ -54,7 +54,14 @@ describe("csi-node flags", () => {
   it("needs a pool and takes the node name from NODE_NAME", () => {
     expect(() => parseNodeFlags([], { NODE_NAME: "n1" })).toThrow(/--pool is required/);
     const parsed = parseNodeFlags(["--pool=tank", "--resync=2"], { NODE_NAME: "n1" });
-    expect(parsed).toMatchObject({ help: false, config: { nodeId: "n1", pool: "tank", resyncMs: 2000 } });
+    expect(parsed).toMatchObject({
+      help: false,
+      config: { nodeId: "n1", pool: "tank", resyncMs: 2000, replicaSyncMs: 30_000 },
+    });
+    expect(parseNodeFlags(["--pool=tank", "--replica-sync=0.5"], {})).toMatchObject({
+      config: { replicaSyncMs: 500 },
+    });
+    expect(() => parseNodeFlags(["--pool=tank", "--replica-sync=-1"], {})).toThrow(/--replica-sync/);
     expect(parseNodeFlags(["--pool=tank", "--node-id=n2"], { NODE_NAME: "n1" })).toMatchObject({
       config: { nodeId: "n2" },
     });

@@ -34,6 +34,8 @@ export interface NodeConfig extends CommonConfig {
   nodeId: string;
   pool: string;
   resyncMs: number;
+  /** How often each warm replica on this node pulls the owner's latest changes. */
+  replicaSyncMs: number;
   /** Absent when no certificate source is given: the node then neither sends nor receives volumes. */
   transfer: TransferConfig | undefined;
 }
@@ -81,6 +83,8 @@ ${COMMON_HELP}
   --pool NAME               the ZFS pool that holds this node's volumes (required)
   --resync SECONDS          how often every volume is converged again and the StoragePool
                             (size, free space, orphaned datasets) refreshed (default 30)
+  --replica-sync SECONDS    how often each warm replica kept on this node pulls the owner's
+                            changes: the most writes a failover to it can lose (default 30)
   --transfer-secret-namespace NS
                             read this node's transfer certificate from the Secret
                             skein-transfer-<node-id> there (the operator issues it)
@@ -150,6 +154,7 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
     "node-id": { type: "string" },
     pool: { type: "string" },
     resync: { type: "string" },
+    "replica-sync": { type: "string" },
     "transfer-secret-namespace": { type: "string" },
     "transfer-cert-dir": { type: "string" },
     "transfer-address": { type: "string" },
@@ -172,6 +177,7 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
       nodeId,
       pool,
       resyncMs: seconds("--resync", values.resync as string | undefined, 30),
+      replicaSyncMs: seconds("--replica-sync", values["replica-sync"] as string | undefined, 30),
       transfer: transferConfig(values),
     },
   };

@@ -135,6 +135,7 @@ export async function nodeMain(argv: string[]): Promise<number> {
       zfs,
       logger: log,
       resyncMs: config.resyncMs,
+      replicaSyncMs: config.replicaSyncMs,
       poolReportMs: config.resyncMs,
     });
     await agent.start();

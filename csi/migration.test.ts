@@ -8,8 +8,8 @@
  * and at the cutover. Each must keep every committed byte, leave the source
  * usable until the handoff, never have two read-write mounts, and complete.
  */
-import { createHash, randomBytes, X509Certificate } from "node:crypto";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { mkdir, rmdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -18,32 +18,23 @@ import { CoreV1Api } from "@kubernetes/client-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { VolumeMigration } from "../api/v1alpha1/index.ts";
 import { run } from "../kit/exec.ts";
-import { eventually } from "../kit/k8s/testing.ts";
 import {
   type MigrationCluster,
   NAMESPACE,
   type SimNode,
   startMigrationCluster,
 } from "./testing/migration-cluster.ts";
+import { capability, MiB, type Sums, settles, volumeKit } from "./testing/volume-kit.ts";
 import { incomingDataset, volumeDataset } from "./zfs/names.ts";
 
-const MiB = 1024 * 1024;
-const capability = { mount: { fs_type: "" }, access_mode: { mode: "SINGLE_NODE_WRITER" as const } };
 const CUTOVER_TIMEOUT_S = 20;
-
-/** Retries `check` (which asserts) until it passes; resolves with what it returned. */
-async function settles<T>(what: string, check: () => Promise<T>, timeoutMs: number): Promise<T> {
-  const [value] = await eventually(what, async () => [await check()] as const, timeoutMs);
-  return value;
-}
-
-type Sums = Record<string, string>;
 
 describe("volume migration between two nodes", () => {
   let c: MigrationCluster;
   let a: SimNode;
   let b: SimNode;
-  let volumes = 0;
+  const { mountpoint, checksums, writeFile, createVolume, publish, unpublish, migrate, migration, until } =
+    volumeKit(() => c, "mig");
 
   beforeAll(async () => {
     c = await startMigrationCluster({ nodes: 2, cutoverTimeoutS: CUTOVER_TIMEOUT_S });
@@ -58,122 +49,6 @@ describe("volume migration between two nodes", () => {
   afterEach(async () => {
     for (const v of (await c.api.list("Volume")).items) await c.api.delete("Volume", v.metadata.name ?? "");
   });
-
-  const mountpoint = (node: SimNode, volume: string) => join(node.pool.mountRoot, "skein", volume);
-
-  function checksums(dir: string): Sums {
-    const out: Sums = {};
-    // Files only: the one-writer probe may have a directory there for a moment.
-    for (const f of readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isFile())
-      .map((e) => e.name)
-      .sort())
-      out[f] = createHash("sha256")
-        .update(readFileSync(join(dir, f)))
-        .digest("hex");
-    return out;
-  }
-
-  function writeFile(node: SimNode, volume: string, name: string, bytes: number, sums: Sums): void {
-    const data = randomBytes(bytes);
-    writeFileSync(join(mountpoint(node, volume), name), data);
-    sums[name] = createHash("sha256").update(data).digest("hex");
-  }
-
-  async function createVolume(owner: SimNode, files = 4, fileMiB = 4): Promise<{ name: string; sums: Sums }> {
-    volumes += 1;
-    const name = `mig-${volumes}`;
-    await c.api.create("Volume", {
-      metadata: { name },
-      spec: { capacityBytes: 80 * MiB, ownerNode: owner.name },
-    });
-    await settles(
-      `volume ${name} ready`,
-      async () => {
-        const v = await c.api.get("Volume", name);
-        expect(v?.status?.phase).toBe("Ready");
-        expect(v?.status?.node).toBe(owner.name);
-      },
-      60_000,
-    );
-    await settles(
-      `the dataset of ${name} to be mounted`,
-      async () => {
-        const info = await run([
-          "zfs",
-          "get",
-          "-H",
-          "-o",
-          "value",
-          "mountpoint,mounted",
-          volumeDataset(owner.pool.name, name),
-        ]);
-        expect(existsSync(mountpoint(owner, name)), info.stdout).toBe(true);
-      },
-      10_000,
-    );
-    const sums: Sums = {};
-    for (let i = 0; i < files; i++) writeFile(owner, name, `f${i}.bin`, fileMiB * MiB, sums);
-    return { name, sums };
-  }
-
-  async function publish(node: SimNode, volume: string): Promise<string> {
-    const target = join(c.dir, `publish-${volume}-${node.name}-${Date.now()}`);
-    const client = node.client();
-    try {
-      await client.call("NodePublishVolume", {
-        volume_id: volume,
-        target_path: target,
-        volume_capability: capability,
-      });
-    } finally {
-      client.close();
-    }
-    return target;
-  }
-
-  /** As kubelet does, retried while the node answers ABORTED (another operation on the volume). */
-  async function unpublish(node: SimNode, volume: string, target: string): Promise<void> {
-    const client = node.client();
-    try {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await client.call("NodeUnpublishVolume", { volume_id: volume, target_path: target });
-          return;
-        } catch (err) {
-          if ((err as ServiceError).code !== grpcStatus.ABORTED || attempt > 20) throw err;
-          await sleep(200);
-        }
-      }
-    } finally {
-      client.close();
-    }
-  }
-
-  async function migrate(volume: string, to: SimNode, name = `${volume}-to-${to.name}`): Promise<string> {
-    await c.api.create("VolumeMigration", {
-      metadata: { name },
-      spec: { volume, targetNode: to.name, force: false, reason: "test" },
-    });
-    return name;
-  }
-
-  async function migration(name: string): Promise<VolumeMigration> {
-    const m = await c.api.get("VolumeMigration", name);
-    if (!m) throw new Error(`migration ${name} is gone`);
-    return m;
-  }
-
-  const until = (name: string, ok: (m: VolumeMigration) => boolean, timeoutMs = 90_000) =>
-    settles(
-      `migration ${name}`,
-      async () => {
-        const m = await migration(name);
-        expect(ok(m), JSON.stringify(m.status)).toBe(true);
-        return m;
-      },
-      timeoutMs,
-    );
 
   /**
    * Probes both copies while `during` runs (a directory made and removed: a

@@ -19,6 +19,7 @@ import {
 } from "../api/v1alpha1/index.ts";
 import { isNotFound } from "../kit/k8s/api-status.ts";
 import { Informer } from "../kit/k8s/informer.ts";
+import { customStatusAccess, type StatusAccess } from "../kit/k8s/status.ts";
 import type { Logger } from "../kit/log.ts";
 
 export interface ObjectsByKind {
@@ -92,6 +93,11 @@ export class SkeinApi {
       { ...this.target(kind), name, body: patch },
       MERGE_PATCH,
     )) as ObjectsByKind[K];
+  }
+
+  /** Compare-and-swap access to the status of `name`, for kit/k8s/status.ts updateStatus (lists it holds are never replaced from a stale read). */
+  statusAccess<K extends StorageKind>(kind: K, name: string): StatusAccess<ObjectsByKind[K]> {
+    return customStatusAccess<ObjectsByKind[K]>(this.kubeConfig, this.target(kind), name);
   }
 
   /** Deletes `name`; false when it was already gone. */

@@ -19,6 +19,7 @@ import { ProbeServer, parseListenAddress } from "../kit/serve.ts";
 import { MigrationReconciler } from "./migration/reconciler.ts";
 import { NetworkReconciler } from "./network/reconciler.ts";
 import { NodeGcReconciler } from "./nodegc/reconciler.ts";
+import { ReplicationReconciler } from "./replication/reconciler.ts";
 import { TransferPkiReconciler } from "./transfer-pki/reconciler.ts";
 
 const HELP = `usage: skein operator [flags]
@@ -27,8 +28,9 @@ Watches the skein.io API and converges the cluster: allocates every node's
 address block of each Network (NodeSubnets), drives VolumeMigrations (moving a
 Volume's ownership once its data is on the target), issues every node's
 transfer certificate from the cluster's transfer CA (Secrets in --namespace),
-and cleans up after deleted nodes (their StoragePools and their records in
-Volumes' replica lists).
+places Volumes' warm replicas and fails a volume over to its freshest replica
+when its owner node is lost and the volume asks for autoFailover, and cleans up
+after deleted nodes (their StoragePools).
 
 flags:
   --kubeconfig PATH        kubeconfig (default: $KUBECONFIG, in-cluster, ~/.kube/config)
@@ -111,7 +113,7 @@ export async function main(argv: string[]): Promise<number> {
     .watch(networks)
     .watch(subnets, NetworkReconciler.keysForSubnet)
     .watch(nodes, () => networks.keys());
-  const nodeGc = new NodeGcReconciler({ kubeConfig, nodes, pools, volumes, log });
+  const nodeGc = new NodeGcReconciler({ kubeConfig, nodes, pools, log });
   const nodeGcController = new Controller({
     name: "nodegc",
     reconcile: (key) => nodeGc.reconcile(key),
@@ -120,8 +122,28 @@ export async function main(argv: string[]): Promise<number> {
     logger: log,
   })
     .watch(nodes)
-    .watch(pools, (p) => p.spec.node)
-    .watch(volumes, NodeGcReconciler.keysForVolume);
+    .watch(pools, (p) => p.spec.node);
+  const replication = new ReplicationReconciler({
+    kubeConfig,
+    volumes,
+    nodes,
+    pools,
+    migrations,
+    events,
+    log,
+  });
+  const replicationController = new Controller({
+    name: "replication",
+    reconcile: (key) => replication.reconcile(key),
+    workers,
+    resyncPeriodMs: 30_000,
+    registry,
+    logger: log,
+  })
+    .watch(volumes)
+    .watch(nodes, replication.keysForCluster)
+    .watch(pools, replication.keysForCluster)
+    .watch(migrations, (m) => [m.spec.volume]);
   const migration = new MigrationReconciler({
     kubeConfig,
     migrations,
@@ -150,7 +172,13 @@ export async function main(argv: string[]): Promise<number> {
     registry,
     logger: log,
   }).watch(nodes);
-  const controllers = [networkController, nodeGcController, migrationController, pkiController];
+  const controllers = [
+    networkController,
+    nodeGcController,
+    replicationController,
+    migrationController,
+    pkiController,
+  ];
 
   const { host, port } = parseListenAddress(values["metrics-address"]);
   const probes = new ProbeServer({ host, port, registry, logger: log }).addReadinessCheck(

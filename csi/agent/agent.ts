@@ -1,6 +1,6 @@
 /**
  * The node's volume agent. Level-triggered: informer events only enqueue a key
- * (`volume/<name>`, `snapshot/<name>`); workers take keys from one
+ * (`volume/<name>`, `snapshot/<name>`, `migration/<name>`, `replica/<name>`); workers take keys from one
  * de-duplicating queue (a key is never worked on twice at once), re-read the
  * object from the cache and converge it; failures come back after a per-key
  * backoff; every object is enqueued again on a periodic resync, so nothing
@@ -14,7 +14,7 @@ import type { Snapshot, Volume, VolumeMigration } from "../../api/v1alpha1/index
 import { describeError } from "../../kit/errors.ts";
 import { nodeInformer } from "../../kit/k8s/core-informers.ts";
 import type { Informer } from "../../kit/k8s/informer.ts";
-import { WorkQueue } from "../../kit/k8s/workqueue.ts";
+import { ItemExponentialRateLimiter, WorkQueue } from "../../kit/k8s/workqueue.ts";
 import type { Logger } from "../../kit/log.ts";
 import { SkeinApi } from "../skein-api.ts";
 import type { Request } from "../transfer/protocol.ts";
@@ -22,10 +22,18 @@ import type { TransferTls } from "../transfer/server.ts";
 import { OperationLocks } from "../wait.ts";
 import { INCOMING_PROPERTIES, incomingRoot, skeinRoot } from "../zfs/names.ts";
 import type { Zfs } from "../zfs/runner.ts";
-import { type AgentContext, migrationKey, type Outcome, snapshotKey, volumeKey } from "./context.ts";
+import {
+  type AgentContext,
+  migrationKey,
+  type Outcome,
+  replicaKey,
+  snapshotKey,
+  volumeKey,
+} from "./context.ts";
 import { reconcileMigration } from "./migration.ts";
 import { refusal, releasedFor } from "./migration-plan.ts";
 import { findOrphans, type Orphan, publishPool } from "./pool.ts";
+import { reconcileReplica } from "./replica.ts";
 import { reconcileSnapshot } from "./snapshots.ts";
 import { reconcileVolume } from "./volumes.ts";
 
@@ -39,6 +47,8 @@ export interface VolumeAgentOptions {
   resyncMs?: number;
   /** The StoragePool is refreshed at least this often. Default 30 s. */
   poolReportMs?: number;
+  /** Each replica on this node pulls the owner's changes this often. Default 30 s. */
+  replicaSyncMs?: number;
   workers?: number;
   /** This node's transfer certificate and the cluster's transfer port; without them no volume moves. */
   transfer?: { tls: TransferTls; peerPort: number };
@@ -51,7 +61,11 @@ const POOL_DEBOUNCE_MS = 300;
 
 export class VolumeAgent {
   private readonly ctx: AgentContext;
-  private readonly queue = new WorkQueue();
+  // Local work that waits on zfs-fuse being "busy" for seconds: retry soon, and never
+  // later than half a minute (client-go's default backoff grows to 16 minutes).
+  private readonly queue = new WorkQueue({
+    rateLimiter: new ItemExponentialRateLimiter({ initialMs: 100, maxMs: 30_000 }),
+  });
   private readonly volumes: Informer<Volume>;
   private readonly snapshots: Informer<Snapshot>;
   private readonly migrations: Informer<VolumeMigration>;
@@ -83,6 +97,8 @@ export class VolumeAgent {
       locks: options.locks ?? new OperationLocks(),
       fenced: new Set(),
       lastRound: new Map(),
+      replicaSyncMs: options.replicaSyncMs ?? 30_000,
+      lastReplicaSync: new Map(),
       now: () => new Date(),
       deleteRequests: new Map(),
       poolChanged: () => this.schedulePoolReport(POOL_DEBOUNCE_MS),
@@ -108,8 +124,9 @@ export class VolumeAgent {
     });
     const byVolume = (m: VolumeMigration) => {
       this.queue.add(migrationKey(m.metadata.name ?? ""));
-      // Released or handed back: the volume's properties follow.
+      // Released or handed back: the volume's properties follow, and a replica here resumes.
       this.queue.add(volumeKey(m.spec.volume));
+      this.queue.add(replicaKey(m.spec.volume));
     };
     this.migrations.on({ add: byVolume, update: (_, m) => byVolume(m), delete: byVolume });
     const informers = [this.volumes, this.snapshots, this.migrations, this.nodes];
@@ -117,6 +134,7 @@ export class VolumeAgent {
     await Promise.all(informers.map((i) => i.waitForSync()));
     const workers = this.options.workers ?? 4;
     this.workers = Array.from({ length: workers }, () => this.work());
+    await this.enqueueCopies();
     this.timers.push(setInterval(() => this.resync(), this.options.resyncMs ?? 30_000));
     this.timers.push(setInterval(() => this.schedulePoolReport(0), this.options.poolReportMs ?? 30_000));
     this.poolReport = this.reportPool();
@@ -173,6 +191,7 @@ export class VolumeAgent {
   private onVolume(volume: Volume): void {
     const name = volume.metadata.name ?? "";
     this.queue.add(volumeKey(name));
+    this.queue.add(replicaKey(name));
     // Clones wait for their source, and snapshots for their volume: wake them.
     for (const s of this.snapshots.list())
       if (s.spec.volume === name) this.queue.add(snapshotKey(s.metadata.name ?? ""));
@@ -181,9 +200,26 @@ export class VolumeAgent {
       if (m.spec.volume === name) this.queue.add(migrationKey(m.metadata.name ?? ""));
   }
 
+  /** Copies under the incoming root, whatever their Volume: each one's replica key decides whether it stays. */
+  private async enqueueCopies(): Promise<void> {
+    const root = incomingRoot(this.options.pool);
+    try {
+      for (const { name } of await this.options.zfs.list([root], { types: ["filesystem"], depth: 1 }))
+        if (name !== root) this.queue.add(replicaKey(name.slice(root.length + 1)));
+    } catch (err) {
+      this.ctx.log.warn(
+        { err: describeError(err) },
+        "could not list the incoming copies; next resync tries again",
+      );
+    }
+  }
+
   private resync(): void {
-    for (const v of this.volumes.list())
+    void this.enqueueCopies();
+    for (const v of this.volumes.list()) {
       if (v.spec.ownerNode === this.options.node) this.queue.add(volumeKey(v.metadata.name ?? ""));
+      if (v.status?.replicas?.length) this.queue.add(replicaKey(v.metadata.name ?? ""));
+    }
     for (const s of this.snapshots.list()) this.queue.add(snapshotKey(s.metadata.name ?? ""));
     for (const m of this.migrations.list()) this.queue.add(migrationKey(m.metadata.name ?? ""));
   }
@@ -211,6 +247,7 @@ export class VolumeAgent {
     const name = key.slice(slash + 1);
     if (kind === "volume") return reconcileVolume(this.ctx, name);
     if (kind === "migration") return reconcileMigration(this.ctx, name);
+    if (kind === "replica") return reconcileReplica(this.ctx, name);
     return reconcileSnapshot(this.ctx, name);
   }
 

@@ -30,12 +30,16 @@ export interface AgentContext {
   fenced: Set<string>;
   /** Per migration (uid), when this node last finished a round as its target. */
   lastRound: Map<string, number>;
+  /** How often a replica on this node pulls the owner's changes. */
+  replicaSyncMs: number;
+  /** Per volume, when the replica on this node last finished a round. */
+  lastReplicaSync: Map<string, number>;
   now(): Date;
   /** Per volume, the last DeleteVolume retry (annotation value) the agent has acted on. */
   deleteRequests: Map<string, string>;
   /** Something changed the pool's free space: refresh the StoragePool soon. */
   poolChanged(): void;
-  /** Look at this key again soon (`volume/<name>`, `snapshot/<name>` or `migration/<name>`). */
+  /** Look at this key again soon (`volume/<name>`, `snapshot/<name>`, `migration/<name>` or `replica/<name>`). */
   enqueue(key: string): void;
 }
 
@@ -47,6 +51,7 @@ export interface Outcome {
 export const volumeKey = (name: string) => `volume/${name}`;
 export const snapshotKey = (name: string) => `snapshot/${name}`;
 export const migrationKey = (name: string) => `migration/${name}`;
+export const replicaKey = (name: string) => `replica/${name}`;
 
 /** The node whose pool holds a volume's data now: where the agent acts on it. */
 export function holderOf(volume: Volume): string {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
 import { closeBehind, finalSnapshot, refusal, releasedFor, roleOf, roundSnapshot } from "./migration-plan.ts";
+import { replicaSeries } from "./replica-plan.ts";
 
 const MiB = 1024 * 1024;
 
@@ -73,5 +74,30 @@ describe("a node's part in a migration", () => {
 
   it("refuses requests for a volume that does not exist", () => {
     expect(refusal([], volumes, "a", "b", { ...round, volume: "w" })).toMatch(/does not exist/);
+  });
+
+  describe("replica nodes", () => {
+    const replicated = {
+      metadata: { name: "v" },
+      spec: { ownerNode: "a" },
+      status: { node: "a", replicas: [{ node: "c" }] },
+    } as Volume;
+    const get = (name: string) => (name === "v" ? replicated : undefined);
+
+    it("lets a replica node list snapshots and take rounds in its own series", () => {
+      expect(refusal([], get, "a", "c", { v: 1, op: "snapshots", volume: "v" })).toBeUndefined();
+      expect(refusal([], get, "a", "c", { ...round, snapshot: `${replicaSeries("c")}123` })).toBeUndefined();
+    });
+
+    it("refuses a replica's round named in another series, and nodes that keep no replica", () => {
+      expect(refusal([], get, "a", "c", { ...round, snapshot: `${replicaSeries("d")}123` })).toMatch(
+        /must be named skein-xfer-r/,
+      );
+      expect(refusal([], get, "a", "d", round)).toMatch(/keeps no replica/);
+    });
+
+    it("serves replicas only as the owner", () => {
+      expect(refusal([], get, "b", "c", { v: 1, op: "snapshots", volume: "v" })).toMatch(/keeps no replica/);
+    });
   });
 });

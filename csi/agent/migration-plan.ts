@@ -6,6 +6,7 @@
 import type { Volume, VolumeMigration } from "../../api/v1alpha1/index.ts";
 import type { Request } from "../transfer/protocol.ts";
 import { TRANSFER_SNAPSHOT_PREFIX } from "../transfer/protocol.ts";
+import { isReplicaOn, replicaSeries } from "./replica-plan.ts";
 
 export type MigrationPhase = NonNullable<NonNullable<VolumeMigration["status"]>["phase"]>;
 
@@ -38,6 +39,11 @@ export function migrationSnapshotPrefix(m: VolumeMigration): string {
 export const roundSnapshot = (m: VolumeMigration, round: number) => `${migrationSnapshotPrefix(m)}${round}`;
 export const finalSnapshot = (m: VolumeMigration) => `${migrationSnapshotPrefix(m)}final`;
 
+/** A migration of the volume to `node` is under way: it works on the copy, so replica rounds wait. */
+export function migratingTo(migrations: readonly VolumeMigration[], volume: string, node: string): boolean {
+  return migrations.some((m) => m.spec.volume === volume && m.spec.targetNode === node && !isTerminal(m));
+}
+
 /**
  * The source releases the volume (no new mounts, dataset read-only, final
  * snapshot) only when the copy is close behind: at least one round landed,
@@ -67,7 +73,9 @@ export function releasedFor(
 
 /**
  * Whether `peer` may make this transfer request of this node: only the target
- * of a started migration that moves the volume away from here. Undefined = yes.
+ * of a started migration that moves the volume away from here, or a node that
+ * keeps a replica of a volume this node owns (its rounds only in its own
+ * snapshot series). Undefined = yes.
  */
 export function refusal(
   migrations: readonly VolumeMigration[],
@@ -76,15 +84,21 @@ export function refusal(
   peer: string,
   request: Request,
 ): string | undefined {
-  if (!volumes(request.volume)) return `volume ${request.volume} does not exist`;
-  const allowed = migrations.some(
+  const volume = volumes(request.volume);
+  if (!volume) return `volume ${request.volume} does not exist`;
+  const migrating = migrations.some(
     (m) =>
       m.spec.volume === request.volume &&
       m.spec.targetNode === peer &&
       m.status?.sourceNode === node &&
       isMoving(m),
   );
-  return allowed
-    ? undefined
-    : `node ${peer} has no migration of volume ${request.volume} from ${node} under way`;
+  if (migrating) return undefined;
+  if (volume.spec.ownerNode === node && isReplicaOn(volume, peer)) {
+    const series = replicaSeries(peer);
+    return request.op === "round" && !request.snapshot.startsWith(series)
+      ? `node ${peer} keeps a replica of volume ${request.volume}: its rounds must be named ${series}<time>`
+      : undefined;
+  }
+  return `node ${peer} has no migration of volume ${request.volume} from ${node} under way, and keeps no replica of it`;
 }

@@ -23,14 +23,11 @@
  * failed receive leaves the copy at its last snapshot and the next round
  * starts from there (zfs-fuse has no resumable receive).
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import type { VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
 import { describeError } from "../../kit/errors.ts";
 import { run } from "../../kit/exec.ts";
 import { isNotFound } from "../../kit/k8s/api-status.ts";
 import { formatTime } from "../../kit/k8s/conditions.ts";
-import { listPeerSnapshots, type Peer, pullSnapshot } from "../transfer/client.ts";
-import { newestCommon, type SnapshotInfo } from "../transfer/protocol.ts";
 import { ZfsError } from "../zfs/errors.ts";
 import { incomingDataset, volumeDataset } from "../zfs/names.ts";
 import type { AgentContext, Outcome } from "./context.ts";
@@ -40,16 +37,17 @@ import {
   isMoving,
   isTerminal,
   migrationSnapshotPrefix,
+  releasedFor,
   roleOf,
   roundSnapshot,
   SMALL_DELTA_BYTES,
 } from "./migration-plan.ts";
 import { capacityProperties, readOnly, tags } from "./plan.ts";
+import { destroyCopy, type Pull, peerOf, pullRound } from "./pull.ts";
+import { isReplicaOn } from "./replica-plan.ts";
 
 /** How often a waiting side looks again (the source for "unpublished", the target between rounds). */
 const POLL_MS = 1_000;
-/** Progress is written at most this often during a round. */
-const PROGRESS_MS = 1_000;
 
 export async function reconcileMigration(ctx: AgentContext, name: string): Promise<Outcome> {
   const m = ctx.migrations.get(name);
@@ -78,13 +76,15 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   if (!isMoving(m) || !volume || m.status?.targetReadyTime || volume.spec.ownerNode === ctx.node) return {};
   const source = m.status?.sourceNode ?? "";
   try {
-    const peer = peerOf(ctx, source);
     const final = m.status?.finalSnapshot;
     if (final) {
-      const renamed =
-        !(await ctx.zfs.exists(dataset)) && (await ctx.zfs.exists(volumeDataset(ctx.pool, m.spec.volume)));
-      const bytes = renamed ? 0 : ((await pullRound(ctx, m, peer, dataset, final, false)) ?? 0);
       const owned = volumeDataset(ctx.pool, m.spec.volume);
+      const renamed = !(await ctx.zfs.exists(dataset)) && (await ctx.zfs.exists(owned));
+      // A forced migration promotes the copy as it is: its owner is lost, there is nothing to pull.
+      const bytes =
+        renamed || m.spec.force
+          ? 0
+          : ((await pullRound(ctx, pullOf(ctx, m, source, dataset, final, false))) ?? 0);
       if (await ctx.zfs.exists(dataset)) {
         // Stays read-only where it goes (a local setting now, not inherited) until this node
         // owns it; the mountpoint is inherited there again.
@@ -109,7 +109,12 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
         targetReadyTime: formatTime(ctx.now()),
         transferError: null,
       });
-      ctx.log.info({ migration: m.metadata.name, bytes }, "received the final increment; ready to take over");
+      ctx.log.info(
+        { migration: m.metadata.name, bytes, promoted: m.spec.force === true },
+        m.spec.force
+          ? "promoted the replica; ready to take over"
+          : "received the final increment; ready to take over",
+      );
       return {};
     }
     const key = m.metadata.uid ?? "";
@@ -119,7 +124,7 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
       return { requeueAfterMs: POLL_MS - since };
     }
     const round = (m.status?.round ?? 0) + 1;
-    const bytes = await pullRound(ctx, m, peer, dataset, roundSnapshot(m, round), true);
+    const bytes = await pullRound(ctx, pullOf(ctx, m, source, dataset, roundSnapshot(m, round), true));
     ctx.lastRound.set(key, Date.now());
     await patchStatus(ctx, m, {
       round,
@@ -141,59 +146,27 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   }
 }
 
-/**
- * One pull: `snapshot` (taken by the source now when `take`) into the local
- * copy, incremental from the newest snapshot both have, full when they share
- * none. Returns the bytes carried, undefined when the copy had it already.
- */
-async function pullRound(
+/** One of this migration's pulls, reporting its progress in the migration's status. */
+function pullOf(
   ctx: AgentContext,
   m: VolumeMigration,
-  peer: Peer,
+  source: string,
   dataset: string,
   snapshot: string,
   take: boolean,
-): Promise<number | undefined> {
-  const tls = transferTls(ctx);
-  const theirs = await listPeerSnapshots(peer, tls, m.spec.volume).catch((err: unknown) => {
-    // A round's first attempt: the source has no snapshot yet, or none of ours.
-    if (take && /PeerNotFound/.test(String((err as { code?: string }).code))) return [] as SnapshotInfo[];
-    throw err;
-  });
-  const ours = await localSnapshots(ctx, dataset);
-  // A round whose status write was lost already landed: nothing to pull.
-  if (ours.some((s) => s.name === snapshot) && theirs.some((s) => s.name === snapshot)) return undefined;
-  // Only what the source took before `snapshot` can be its base (a round that raced the
-  // release may have left a newer one on both sides).
-  const at = theirs.findIndex((s) => s.name === snapshot);
-  const base = newestCommon(at >= 0 ? theirs.slice(0, at) : theirs, ours);
-  if (base && ours[ours.length - 1]?.name !== base.name) {
-    await ctx.zfs.rollback(`${dataset}@${base.name}`, { destroyNewer: true });
-  }
-  if (!base && ours.length > 0) {
-    ctx.log.warn(
-      { dataset },
-      "the local copy shares no snapshot with the source; starting over with a full send",
-    );
-    await destroyCopy(ctx, dataset);
-  } else if (!base && (await ctx.zfs.exists(dataset))) {
-    await destroyCopy(ctx, dataset);
-  }
-  let lastWrite = 0;
-  // Progress writes go one after another, and all land before the round's own.
-  let progress: Promise<void> = Promise.resolve();
+): Pull {
   const started = m.status?.bytesSent ?? 0;
-  const estimate = base ? undefined : ctx.volumes.get(m.spec.volume)?.status?.usedBytes;
-  const result = await pullSnapshot(
-    peer,
-    tls,
-    { volume: m.spec.volume, snapshot, from: base?.name, intermediates: base !== undefined, take },
-    { zfs: ctx.zfs, dataset, force: base !== undefined },
-    (bytes) => {
-      const now = Date.now();
-      if (now - lastWrite < PROGRESS_MS) return;
-      lastWrite = now;
-      const total = Math.max(estimate ?? bytes, bytes);
+  // Progress writes go one after another; a late one never overwrites the round's own.
+  let progress: Promise<void> = Promise.resolve();
+  return {
+    volume: m.spec.volume,
+    peer: peerOf(ctx, source),
+    dataset,
+    snapshot,
+    take,
+    prunePrefix: migrationSnapshotPrefix(m),
+    estimateBytes: ctx.volumes.get(m.spec.volume)?.status?.usedBytes,
+    onProgress: (bytes, total) => {
       progress = progress.then(() =>
         patchStatus(ctx, m, {
           bytesSent: started + bytes,
@@ -202,33 +175,12 @@ async function pullRound(
         }).catch(() => undefined),
       );
     },
-  ).finally(() => progress);
-  await pruneLocal(ctx, m, dataset, snapshot);
-  return result.bytes;
-}
-
-async function localSnapshots(ctx: AgentContext, dataset: string): Promise<SnapshotInfo[]> {
-  if (!(await ctx.zfs.exists(dataset))) return [];
-  const names = await ctx.zfs.snapshots(dataset);
-  if (names.length === 0) return [];
-  const rows = await ctx.zfs.get(names, ["guid"]);
-  return rows.map((r) => ({ name: r.name.slice(r.name.indexOf("@") + 1), guid: r.value }));
-}
-
-/** Earlier snapshots of this migration on the copy: the newest is the only base the next round needs. */
-async function pruneLocal(
-  ctx: AgentContext,
-  m: VolumeMigration,
-  dataset: string,
-  keep: string,
-): Promise<void> {
-  const prefix = `${dataset}@${migrationSnapshotPrefix(m)}`;
-  for (const s of await ctx.zfs.snapshots(dataset)) {
-    if (s.startsWith(prefix) && s !== `${dataset}@${keep}`) await ctx.zfs.destroy(s).catch(() => undefined);
-  }
+  };
 }
 
 async function discardCopy(ctx: AgentContext, m: VolumeMigration, dataset: string): Promise<void> {
+  // A replica on this node lives in the same copy: it stays (and goes on syncing).
+  if (isReplicaOn(ctx.volumes.get(m.spec.volume), ctx.node)) return;
   // Another migration to this node may be using the copy as its base.
   const other = ctx.migrations
     .list()
@@ -242,25 +194,6 @@ async function discardCopy(ctx: AgentContext, m: VolumeMigration, dataset: strin
   );
   await destroyCopy(ctx, dataset);
   ctx.poolChanged();
-}
-
-const BUSY_RETRIES_MS = [200, 500, 1000, 2000];
-
-/** Destroys a copy this node does not own (never mounted into a pod: `-f` only gets past zfs-fuse's "busy"). */
-async function destroyCopy(ctx: AgentContext, dataset: string): Promise<void> {
-  const owner = ctx.volumes.get(dataset.slice(dataset.lastIndexOf("/") + 1))?.spec.ownerNode;
-  if (owner === ctx.node) throw new Error(`refusing to destroy ${dataset}: this node owns it`);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await ctx.zfs.destroy(dataset, { recursive: true, force: attempt > 0 });
-      return;
-    } catch (err) {
-      if (err instanceof ZfsError && err.code === "ZfsNotFound") return;
-      const wait = BUSY_RETRIES_MS[attempt];
-      if (!(err instanceof ZfsError && err.code === "ZfsBusy") || wait === undefined) throw err;
-      await sleep(wait);
-    }
-  }
 }
 
 // ---- source ----
@@ -295,13 +228,26 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
       }
       return {};
     }
-    // Still the owner (Failed or RolledBack): lift the fence and make the dataset writable again.
-    if (ctx.fenced.delete(volumeName) || (await isReadOnly(ctx, dataset))) {
-      if (volume.spec.zfsProperties?.readonly !== "on") await ctx.zfs.set(dataset, { readonly: "off" });
-      ctx.log.info(
-        { migration: m.metadata.name },
-        "the migration ended without a handoff; the volume is writable here again",
-      );
+    // Failed or RolledBack, so still the owner: lift the fence and make the dataset writable
+    // again, unless a later migration has released it meanwhile. Ownership is read fresh, as
+    // the Volume cache may lag behind the migration's: lifting on a stale "still mine" would
+    // make a second writable copy beside the new owner's.
+    if (
+      m.status?.phase !== "Completed" &&
+      releasedFor(ctx.migrations.list(), volumeName, ctx.node) === undefined
+    ) {
+      const fresh = await ctx.api.get("Volume", volumeName);
+      if (
+        fresh?.spec.ownerNode === ctx.node &&
+        (ctx.fenced.has(volumeName) || (await isReadOnly(ctx, dataset)))
+      ) {
+        if (fresh.spec.zfsProperties?.readonly !== "on") await ctx.zfs.set(dataset, { readonly: "off" });
+        ctx.fenced.delete(volumeName);
+        ctx.log.info(
+          { migration: m.metadata.name },
+          "the migration ended without a handoff; the volume is writable here again",
+        );
+      }
     }
     await pruneSource(ctx, m, dataset);
     return {};
@@ -370,26 +316,6 @@ export async function publishedAt(ctx: AgentContext, dataset: string): Promise<s
 }
 
 // ---- shared ----
-
-function transferTls(ctx: AgentContext) {
-  if (!ctx.transfer) {
-    throw new Error(
-      `node ${ctx.node} has no transfer certificate (start skein csi-node with --transfer-secret-namespace or --transfer-cert-dir)`,
-    );
-  }
-  return ctx.transfer.tls;
-}
-
-function peerOf(ctx: AgentContext, node: string): Peer {
-  transferTls(ctx);
-  const addresses = ctx.nodes.get(node)?.status?.addresses ?? [];
-  const ip = addresses.find((a) => a.type === "InternalIP")?.address;
-  if (!ip)
-    throw new Error(
-      `node ${node} has no InternalIP to reach its transfer endpoint at; is the Node registered?`,
-    );
-  return { node, host: ip, port: ctx.transfer?.peerPort ?? 0 };
-}
 
 type StatusChange = { [K in keyof VolumeMigrationStatus]?: VolumeMigrationStatus[K] | null };
 

@@ -75,6 +75,8 @@ export async function startMigrationCluster(options: {
   poolMiB?: number;
   cutoverTimeoutS?: number;
   resyncS?: number;
+  /** How often warm replicas pull (the agents' --replica-sync). */
+  replicaSyncS?: number;
 }): Promise<MigrationCluster> {
   const dir = mkdtempSync(join(tmpdir(), "skein-migration-"));
   const cleanups: Array<() => Promise<void>> = [];
@@ -179,6 +181,7 @@ export async function startMigrationCluster(options: {
               `--node-id=${n.name}`,
               `--pool=${pool.name}`,
               `--resync=${options.resyncS ?? 5}`,
+              `--replica-sync=${options.replicaSyncS ?? 30}`,
               `--transfer-secret-namespace=${NAMESPACE}`,
               `--transfer-address=${n.address}:${TRANSFER_PORT}`,
             ]),

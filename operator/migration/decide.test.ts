@@ -31,6 +31,7 @@ const observe = (o: Partial<Observed>): Observed => ({
   migration: migration(),
   volume: volume("a"),
   targetExists: true,
+  ownerLost: false,
   olderActive: [],
   snapshots: [],
   now: NOW,
@@ -167,4 +168,94 @@ describe("the VolumeMigration state machine", () => {
       downtimeMilliseconds: 1000,
     });
   });
+
+  describe("forced promotion of a replica", () => {
+    const forced = (status?: VolumeMigrationStatus) => migration(status, { force: true });
+    const withReplica = (lastSyncTime = "2026-01-01T00:00:50Z", lagSeconds = 3): Volume => ({
+      ...volume("a"),
+      status: {
+        node: "a",
+        phase: "Ready",
+        replicas: [
+          { node: "b", lastSyncedSnapshot: "skein-xfer-rb-1", lastSyncTime, lagSeconds },
+          { node: "c" },
+        ],
+      },
+    });
+
+    it("promotes the target's synced replica once the owner is lost, stating the data-loss window", () => {
+      const step = decide(observe({ migration: forced(), volume: withReplica(), ownerLost: true }));
+      expect(step.kind === "status" && step.status).toMatchObject({
+        phase: "CuttingOver",
+        sourceNode: "a",
+        finalSnapshot: "skein-xfer-rb-1",
+        // Data up to 00:00:47 (synced at :50 with 3 s of lag), lost at 00:01:00.
+        dataLossWindowSeconds: 13,
+      });
+      expect(step.kind === "status" && step.event?.type).toBe("Warning");
+    });
+
+    it.each<[string, Partial<Observed>, string]>([
+      ["the owner still serves the volume", { migration: forced(), volume: withReplica() }, "OwnerNotLost"],
+      [
+        "the target holds no synced replica",
+        {
+          migration: migration(undefined, { force: true, targetNode: "c" }),
+          volume: withReplica(),
+          ownerLost: true,
+        },
+        "NoReplica",
+      ],
+      ["the volume has no replica at all", { migration: forced(), ownerLost: true }, "NoReplica"],
+    ])("refuses when %s", (_what, observed, reason) => {
+      const step = decide(observe(observed));
+      expect(step.kind === "status" && step.status.phase).toBe("Failed");
+      expect(step.kind === "status" && step.event?.reason).toBe(reason);
+    });
+
+    it("fails a promotion the target does not finish in time, rather than rolling back to a lost owner", () => {
+      const step = decide(
+        observe({
+          migration: forced({
+            phase: "CuttingOver",
+            sourceNode: "a",
+            finalSnapshot: "skein-xfer-rb-1",
+            sourceReleasedTime: "2025-12-31T23:59:00Z",
+          }),
+          volume: withReplica(),
+          ownerLost: true,
+        }),
+      );
+      expect(step.kind === "status" && step.event?.reason).toBe("PromotionTimedOut");
+    });
+
+    it("moves ownership away from the lost owner once the target promoted its copy", () => {
+      const step = decide(
+        observe({
+          migration: forced({
+            phase: "CuttingOver",
+            sourceNode: "a",
+            finalSnapshot: "skein-xfer-rb-1",
+            sourceReleasedTime: "2026-01-01T00:00:59Z",
+            targetReadyTime: "2026-01-01T00:01:00Z",
+          }),
+          volume: withReplica(),
+          ownerLost: true,
+        }),
+      );
+      expect(step).toEqual({ kind: "moveOwner", from: "a", to: "b", resourceVersion: "42" });
+    });
+  });
+
+  it.each<[string, VolumeMigrationStatus | undefined]>([
+    ["before it starts", undefined],
+    ["while replicating", { phase: "Replicating", sourceNode: "a", round: 2 }],
+  ])(
+    "fails an ordinary migration whose source node is lost %s, pointing at forced promotion",
+    (_w, status) => {
+      const step = decide(observe({ migration: migration(status), ownerLost: true }));
+      expect(step.kind === "status" && step.event?.reason).toBe("SourceLost");
+      expect(step.kind === "status" && step.event?.note).toMatch(/force/);
+    },
+  );
 });

@@ -14,20 +14,27 @@
  *   CuttingOver  → RolledBack    the target did not get ready within the
  *                                cutover timeout (the source still owns the
  *                                volume and lifts its fence)
- *   any          → Failed        the volume is gone, or moved by someone else
+ *   any          → Failed        the volume is gone, or moved by someone else,
+ *                                or its owner node is lost (only a forced
+ *                                migration, which promotes a replica, goes on)
+ *   Pending      → CuttingOver   forced: the owner is lost and the target holds
+ *                                a synced replica (promote, below)
  *
  * Never: ownership moved before the target has the final snapshot, or a
  * rollback after ownership moved (the swap is checked against the observed
  * owner, and a migration whose volume the target owns only completes).
  */
 import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
-import { formatTime } from "../../kit/k8s/conditions.ts";
+import { type Condition, formatTime, setCondition } from "../../kit/k8s/conditions.ts";
+import { dataTime, OUT_OF_SERVICE_TAINT } from "../replication/place.ts";
 
 export interface Observed {
   migration: VolumeMigration;
   volume: Volume | undefined;
   /** Whether the target Node exists. */
   targetExists: boolean;
+  /** Whether the volume's owner node is lost (deleted, or tainted out of service). */
+  ownerLost: boolean;
   /** Older migrations of the same volume that have not finished (they go first). */
   olderActive: string[];
   /** Names of the volume's Snapshot objects (their data does not move yet). */
@@ -50,18 +57,80 @@ const TERMINAL = new Set(["Completed", "Failed", "RolledBack"]);
 
 const ms = (t: string | undefined) => (t ? Date.parse(t) : Number.NaN);
 
+type End = (
+  to: "Failed" | "RolledBack" | "Completed",
+  reason: string,
+  note: string,
+  extra?: VolumeMigrationStatus,
+) => Step;
+
+/**
+ * A forced migration promotes the target's replica: only when the owner is
+ * lost (a live owner could still be writing, and two writers lose data), and
+ * only a replica that has synced. It goes straight to the cutover, with the
+ * replica's last synced snapshot as the final one; what was written after it
+ * is lost, and the status says how much time that covers.
+ */
+function promote(o: Observed, end: End): Step {
+  const m = o.migration;
+  const volume = o.volume as Volume;
+  const owner = volume.spec.ownerNode;
+  const target = m.spec.targetNode;
+  if (!o.ownerLost) {
+    return end(
+      "Failed",
+      "OwnerNotLost",
+      `node ${owner} still serves volume ${m.spec.volume}; a forced migration only promotes a replica once the owner node is deleted or tainted ${OUT_OF_SERVICE_TAINT}: remove force to move the data without loss`,
+    );
+  }
+  const replica = volume.status?.replicas?.find((r) => r.node === target && r.lastSyncedSnapshot);
+  if (!replica?.lastSyncedSnapshot) {
+    const synced = (volume.status?.replicas ?? []).filter((r) => r.lastSyncedSnapshot).map((r) => r.node);
+    return end(
+      "Failed",
+      "NoReplica",
+      `node ${target} holds no synced replica of volume ${m.spec.volume}; ${synced.length > 0 ? `promote one on ${synced.join(", ")}` : "it has no synced replica anywhere, so its data cannot be recovered by Skein"}`,
+    );
+  }
+  const lossSeconds = Math.max(0, Math.ceil((o.now.getTime() - dataTime(replica)) / 1000));
+  return {
+    kind: "status",
+    status: {
+      ...m.status,
+      phase: "CuttingOver",
+      sourceNode: owner,
+      round: 0,
+      bytesSent: 0,
+      finalSnapshot: replica.lastSyncedSnapshot,
+      sourceReleasedTime: formatTime(o.now),
+      startTime: formatTime(o.now),
+      dataLossWindowSeconds: lossSeconds,
+      observedGeneration: m.metadata.generation,
+    },
+    event: {
+      type: "Warning",
+      reason: "PromotingReplica",
+      note: `node ${owner} is lost; promoting the replica of volume ${m.spec.volume} on ${target}: writes of the last ${lossSeconds} s before the loss are gone`,
+    },
+  };
+}
+
+function sourceLost(volume: string, owner: string, end: End): Step {
+  return end(
+    "Failed",
+    "SourceLost",
+    `node ${owner}, which owns volume ${volume}, is lost (deleted or tainted ${OUT_OF_SERVICE_TAINT}); its data can only come from a replica: create a VolumeMigration with force to promote one`,
+  );
+}
+
 export function decide(o: Observed): Step {
   const m = o.migration;
   const status = m.status ?? {};
   const phase = status.phase ?? "Pending";
   if (TERMINAL.has(phase)) return { kind: "none" };
   const volume = o.volume;
-  const end = (
-    to: "Failed" | "RolledBack" | "Completed",
-    reason: string,
-    note: string,
-    extra: VolumeMigrationStatus = {},
-  ): Step => ({
+  // The outcome is also a Succeeded condition, so `kubectl get -o yaml` says why without the Events.
+  const end: End = (to, reason, note, extra = {}) => ({
     kind: "status",
     status: {
       ...status,
@@ -69,6 +138,19 @@ export function decide(o: Observed): Step {
       phase: to,
       completionTime: formatTime(o.now),
       observedGeneration: m.metadata.generation,
+      conditions: [
+        ...setCondition(
+          status.conditions as Condition[] | undefined,
+          {
+            type: "Succeeded",
+            status: to === "Completed" ? "True" : "False",
+            reason,
+            message: note,
+            ...(m.metadata.generation === undefined ? {} : { observedGeneration: m.metadata.generation }),
+          },
+          o.now,
+        ),
+      ],
     },
     event: { type: to === "Completed" ? "Normal" : "Warning", reason, note },
   });
@@ -100,6 +182,7 @@ export function decide(o: Observed): Step {
         `node ${target} does not exist; create the migration for a node that does`,
       );
     }
+    if (m.spec.force) return promote(o, end);
     if (o.snapshots.length > 0) {
       return end(
         "Failed",
@@ -110,13 +193,7 @@ export function decide(o: Observed): Step {
     if (o.olderActive.length > 0) {
       return { kind: "wait", afterMs: 2_000, why: `migration ${o.olderActive[0]} moves this volume first` };
     }
-    if (m.spec.force) {
-      return end(
-        "Failed",
-        "ForceNotSupported",
-        "forced promotion of a replica is not implemented yet; remove force to move the data from the owner",
-      );
-    }
+    if (o.ownerLost) return sourceLost(m.spec.volume, owner, end);
     return {
       kind: "status",
       status: {
@@ -162,6 +239,7 @@ export function decide(o: Observed): Step {
       `volume ${m.spec.volume} is now owned by ${owner}, not ${source}: something else moved it`,
     );
   }
+  if (o.ownerLost && !m.spec.force && !status.targetReadyTime) return sourceLost(m.spec.volume, owner, end);
   if (phase === "Replicating") {
     if (status.finalSnapshot) {
       return {
@@ -187,6 +265,13 @@ export function decide(o: Observed): Step {
   }
   const released = ms(status.sourceReleasedTime);
   const waited = o.now.getTime() - released;
+  if (!Number.isNaN(released) && waited > o.cutoverTimeoutMs && m.spec.force) {
+    return end(
+      "Failed",
+      "PromotionTimedOut",
+      `node ${target} did not promote its replica within ${Math.round(o.cutoverTimeoutMs / 1000)} s${status.transferError ? ` (last error on ${status.transferError.node}: ${status.transferError.message})` : ""}; volume ${m.spec.volume} has no serving owner: fix the node and create a new forced VolumeMigration`,
+    );
+  }
   if (!Number.isNaN(released) && waited > o.cutoverTimeoutMs) {
     return end(
       "RolledBack",

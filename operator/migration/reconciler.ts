@@ -11,6 +11,7 @@ import { isNotFound } from "../../kit/k8s/api-status.ts";
 import { type EventRecorder, objectReference } from "../../kit/k8s/events.ts";
 import type { Informer } from "../../kit/k8s/informer.ts";
 import type { Logger } from "../../kit/log.ts";
+import { isLost } from "../replication/place.ts";
 import { decide } from "./decide.ts";
 
 export interface MigrationDeps {
@@ -53,10 +54,12 @@ export class MigrationReconciler {
           created(o) < created(migration),
       )
       .map((o) => o.metadata.name ?? "");
+    const volume = this.deps.volumes.get(migration.spec.volume);
     const step = decide({
       migration,
-      volume: this.deps.volumes.get(migration.spec.volume),
+      volume,
       targetExists: this.deps.nodes.get(migration.spec.targetNode) !== undefined,
+      ownerLost: volume !== undefined && isLost(this.deps.nodes.get(volume.spec.ownerNode)),
       olderActive,
       snapshots: this.deps.snapshots
         .list()
