@@ -45,8 +45,12 @@ describe("volume migration between two nodes", () => {
     await c?.stop();
   });
 
-  // Volumes are thick (their capacity is reserved): each test's go, so the pools do not fill up.
+  // A failed test must not leave its fault behind for the next ones; and volumes are thick
+  // (their capacity is reserved): each test's go, so the pools do not fill up.
   afterEach(async () => {
+    await a.node.restore().catch(() => undefined);
+    for (const n of c.nodes) if (!n.agentRunning()) await n.startAgent();
+    if (!c.operatorRunning()) await c.startOperator();
     for (const v of (await c.api.list("Volume")).items) await c.api.delete("Volume", v.metadata.name ?? "");
   });
 
@@ -249,18 +253,31 @@ describe("volume migration between two nodes", () => {
   };
 
   /** Source still serves: readable, and (before it is released) writable. */
-  function sourceUsable(volume: string, sums: Sums, writable: boolean): void {
+  /** Source still serves before it is released: every byte readable, and writable. */
+  function sourceUsable(volume: string, sums: Sums): void {
     expect(checksums(mountpoint(a, volume))).toEqual(sums);
-    if (writable) writeFile(a, volume, `during-fault-${Date.now()}.bin`, 64 * 1024, sums);
+    writeFile(a, volume, `during-fault-${Date.now()}.bin`, 64 * 1024, sums);
   }
 
-  // Known bugs, open in issue 5 (seen 2 times in 4 full runs on this machine): a
-  // target agent killed mid-round can leave its copy writable while the source
-  // still takes writes, and a rollback can leave the source read-only. Until
-  // they are fixed these cases run only when asked: SKEIN_MIGRATION_FAULTS=1.
-  const faultsIt = process.env.SKEIN_MIGRATION_FAULTS === "1" ? it : it.skip;
+  /**
+   * Source released for the cutover: read-only and unmounted (no pod can write),
+   * and its final snapshot holds every byte (read through a throwaway clone).
+   */
+  async function sourceReleasedIntact(volume: string, sums: Sums, final: string): Promise<void> {
+    const dataset = volumeDataset(a.pool.name, volume);
+    const state = (await run(["zfs", "get", "-H", "-o", "value", "readonly,mounted", dataset])).stdout;
+    expect(state.trim().split("\n")).toEqual(["on", "no"]);
+    const clone = `${a.pool.name}/verify-${volume}`;
+    const at = join(c.dir, `verify-${volume}`);
+    await run(["zfs", "clone", "-o", `mountpoint=${at}`, `${dataset}@${final}`, clone]);
+    try {
+      expect(checksums(at)).toEqual(sums);
+    } finally {
+      await settles("the verification clone to go", () => run(["zfs", "destroy", "-f", clone]), 30_000);
+    }
+  }
 
-  faultsIt.each(Object.keys(faults))("survives when %s during the full send", async (fault) => {
+  it.each(Object.keys(faults))("survives when %s during the full send", async (fault) => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 3, 8);
     const target = await publish(a, volume);
@@ -272,7 +289,7 @@ describe("volume migration between two nodes", () => {
         await f.inject();
       }
       await sleep(4_000);
-      sourceUsable(volume, sums, true);
+      sourceUsable(volume, sums);
       const m = await migration(name);
       expect(m.status?.finalSnapshot).toBeUndefined();
       expect((await c.api.get("Volume", volume))?.spec.ownerNode).toBe(a.name);
@@ -285,7 +302,7 @@ describe("volume migration between two nodes", () => {
     await expectCompletedOn(volume, `${volume}-back`, a, sums);
   });
 
-  faultsIt.each(Object.keys(faults))("survives when %s during an incremental round", async (fault) => {
+  it.each(Object.keys(faults))("survives when %s during an incremental round", async (fault) => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 2, 4);
     const target = await publish(a, volume);
@@ -297,7 +314,7 @@ describe("volume migration between two nodes", () => {
       await sleep(300);
       await f.inject();
       await sleep(3_000);
-      sourceUsable(volume, sums, true);
+      sourceUsable(volume, sums);
       expect((await migration(name)).status?.finalSnapshot).toBeUndefined();
       await f.heal();
       await until(name, (x) => (x.status?.lastRoundBytes ?? Number.POSITIVE_INFINITY) < 16 * MiB);
@@ -306,7 +323,7 @@ describe("volume migration between two nodes", () => {
     });
   });
 
-  faultsIt.each(Object.keys(faults))("survives when %s at the cutover", async (fault) => {
+  it.each(Object.keys(faults))("survives when %s at the cutover", async (fault) => {
     const f = faults[fault]!();
     const { name: volume, sums } = await createVolume(a, 2, 4);
     const target = await publish(a, volume);
@@ -328,7 +345,7 @@ describe("volume migration between two nodes", () => {
         expect(released.status?.phase === "CuttingOver" || released.status?.phase === "Replicating").toBe(
           true,
         );
-        sourceUsable(volume, sums, false);
+        await sourceReleasedIntact(volume, sums, released.status?.finalSnapshot ?? "");
         await expect(publish(a, volume)).rejects.toMatchObject({ code: grpcStatus.ABORTED });
         await sleep(3_000);
         expect((await c.api.get("Volume", volume))?.spec.ownerNode).toBe(a.name);
@@ -358,7 +375,7 @@ describe("volume migration between two nodes", () => {
       const failing = await until(name, (m) => m.status?.transferError?.node === b.name, 60_000);
       expect(failing.status?.transferError?.message).toMatch(/space|ENOSPC|quota|failed/i);
       expect(failing.status?.phase).toBe("Replicating");
-      sourceUsable(volume, sums, true);
+      sourceUsable(volume, sums);
       // Room again (dropping the reservation needs no unmount, which zfs-fuse may call busy).
       await run(["zfs", "set", "refreservation=none", filler]);
       await expectCompletedOn(volume, name, b, sums);
@@ -368,41 +385,48 @@ describe("volume migration between two nodes", () => {
     }
   });
 
-  faultsIt(
-    "rolls back a cutover the target cannot finish, leaving the source writable, and a retry completes",
-    async () => {
-      const { name: volume, sums } = await createVolume(a, 2, 4);
-      const published = await publish(a, volume);
-      const name = await migrate(volume, b);
-      await until(name, (m) => (m.status?.round ?? 0) >= 1);
-      await a.node.cut();
-      try {
-        // The pod leaves: the source releases the volume, but the final increment cannot travel.
-        await unpublish(a, volume, published);
-        const m = await until(name, (x) => x.status?.phase === "RolledBack", (CUTOVER_TIMEOUT_S + 60) * 1000);
-        expect(m.status?.finalSnapshot).toBeTruthy();
-        expect((await c.api.get("Volume", volume))?.spec.ownerNode).toBe(a.name);
-        // Writable on the source again, and mountable there.
-        await settles(
-          "the source to be writable again",
-          async () => {
-            const ro = (
-              await run(["zfs", "get", "-H", "-o", "value", "readonly", volumeDataset(a.pool.name, volume)])
-            ).stdout.trim();
-            expect(ro).toBe("off");
-          },
-          30_000,
-        );
-        writeFile(a, volume, "after-rollback.bin", 1 * MiB, sums);
-        const again = await publish(a, volume);
-        await unpublish(a, volume, again);
-      } finally {
-        await a.node.restore();
-      }
-      const retry = await migrate(volume, b, `${volume}-retry`);
-      await expectCompletedOn(volume, retry, b, sums);
-    },
-  );
+  it("rolls back a cutover the target cannot finish, leaving the source writable, and a retry completes", async () => {
+    const { name: volume, sums } = await createVolume(a, 2, 4);
+    const published = await publish(a, volume);
+    const name = await migrate(volume, b);
+    await until(name, (m) => (m.status?.round ?? 0) >= 1);
+    await a.node.cut();
+    try {
+      // The pod leaves: the source releases the volume, but the final increment cannot travel.
+      await unpublish(a, volume, published);
+      const m = await until(name, (x) => x.status?.phase === "RolledBack", (CUTOVER_TIMEOUT_S + 60) * 1000);
+      expect(m.status?.finalSnapshot).toBeTruthy();
+      expect((await c.api.get("Volume", volume))?.spec.ownerNode).toBe(a.name);
+      // Writable and mounted on the source again (released, it was read-only and unmounted).
+      await settles(
+        "the source to be writable again",
+        async () => {
+          const props = (
+            await run([
+              "zfs",
+              "get",
+              "-H",
+              "-o",
+              "value",
+              "readonly,mounted",
+              volumeDataset(a.pool.name, volume),
+            ])
+          ).stdout
+            .trim()
+            .split("\n");
+          expect(props).toEqual(["off", "yes"]);
+        },
+        30_000,
+      );
+      writeFile(a, volume, "after-rollback.bin", 1 * MiB, sums);
+      const again = await publish(a, volume);
+      await unpublish(a, volume, again);
+    } finally {
+      await a.node.restore();
+    }
+    const retry = await migrate(volume, b, `${volume}-retry`);
+    await expectCompletedOn(volume, retry, b, sums);
+  });
 
   it("refuses a transfer to a node that no migration names", async () => {
     // Node b asks node a for a volume with no migration under way: refused.

@@ -4,14 +4,16 @@
  * leaks a namespace or a pool fails the run here, after it has been cleaned.
  */
 
-import { readdirSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import type { TestProject } from "vitest/node";
 import { run } from "../kit/exec.ts";
 import { startApiServer } from "./fixtures/apiserver.ts";
 import { deleteNetns } from "./fixtures/netns.ts";
 import { destroyPool } from "./fixtures/pool.ts";
+import { SCRATCH_DIR } from "./fixtures/scratch.ts";
 import { ensureZfsDaemon } from "./fixtures/zfs-daemon.ts";
 
 const FIXTURE_NAME = /^skt(\d+)[a-z]+\d+$/;
@@ -56,8 +58,53 @@ function removePoolFiles(pool: string): void {
   }
 }
 
+/** The scratch folders (names) whose creating process is gone. */
+function orphanScratchDirs(): string[] {
+  return readdirSync(tmpdir()).filter((entry) => {
+    const m = SCRATCH_DIR.exec(entry);
+    return m !== null && !alive(Number(m[2]));
+  });
+}
+
+/**
+ * Processes started from an orphaned scratch folder (etcd, kube-apiserver,
+ * socat, agents of a runner killed before its teardown): killed, their mounts
+ * under the folder taken off, and the folder removed.
+ */
+async function sweepScratch(): Promise<string[]> {
+  const dirs = orphanScratchDirs();
+  if (dirs.length === 0) return [];
+  const paths = dirs.map((d) => join(tmpdir(), d));
+  const killed: string[] = [];
+  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+    } catch {
+      continue;
+    }
+    if (!paths.some((p) => cmdline.includes(`${p}/`))) continue;
+    try {
+      process.kill(Number(entry), "SIGKILL");
+      killed.push(`process ${entry} (${cmdline.split("\0").slice(0, 2).join(" ")})`);
+    } catch {
+      // Gone already.
+    }
+  }
+  if (killed.length > 0) await sleep(500);
+  const mounts = await run(["findmnt", "--list", "--noheadings", "--output", "TARGET"]).then(
+    (r) => r.stdout.split("\n"),
+    () => [],
+  );
+  for (const target of mounts.filter((t) => paths.some((p) => t.startsWith(`${p}/`))).reverse())
+    await run(["umount", "-l", target]).catch(() => undefined);
+  for (const p of paths) rmSync(p, { recursive: true, force: true });
+  return [...killed, ...dirs.map((d) => `folder ${d}`)];
+}
+
 /** Removes orphaned fixtures; returns what it found, and what it could not remove. */
 async function sweep(): Promise<{ found: string[]; stuck: string[] }> {
+  const processes = await sweepScratch();
   const { namespaces, pools } = await leftovers();
   const stuck: string[] = [];
   for (const p of pools) {
@@ -68,7 +115,10 @@ async function sweep(): Promise<{ found: string[]; stuck: string[] }> {
   }
   for (const n of namespaces)
     await deleteNetns(n).catch((err: unknown) => stuck.push(`namespace ${n} (${err})`));
-  return { found: [...pools.map((p) => `pool ${p}`), ...namespaces.map((n) => `namespace ${n}`)], stuck };
+  return {
+    found: [...processes, ...pools.map((p) => `pool ${p}`), ...namespaces.map((n) => `namespace ${n}`)],
+    stuck,
+  };
 }
 
 export default async function setup(project: TestProject) {
@@ -96,12 +146,15 @@ export default async function setup(project: TestProject) {
   });
   return async () => {
     await api.stop();
-    const leaked = await sweep();
+    const swept = await sweep();
     await stopZfs();
-    if (leaked.found.length) {
-      const what = leaked.stuck.length ? `; could not remove: ${leaked.stuck.join(", ")}` : " (now removed)";
+    // What an earlier run left and could not be removed at the start is not this run's leak.
+    const earlier = new Set(stale.found);
+    const leaked = swept.found.filter((f) => !earlier.has(f));
+    if (leaked.length) {
+      const what = swept.stuck.length ? `; could not remove: ${swept.stuck.join(", ")}` : " (now removed)";
       throw new Error(
-        `tests left these behind${what}; the test that made them is broken: ${leaked.found.join(", ")}`,
+        `tests left these behind${what}; the test that made them is broken: ${leaked.join(", ")}`,
       );
     }
   };

@@ -27,10 +27,10 @@ import type { VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/
 import { describeError } from "../../kit/errors.ts";
 import { run } from "../../kit/exec.ts";
 import { isNotFound } from "../../kit/k8s/api-status.ts";
-import { formatTime } from "../../kit/k8s/conditions.ts";
+import { formatPreciseTime } from "../../kit/k8s/conditions.ts";
 import { ZfsError } from "../zfs/errors.ts";
 import { incomingDataset, volumeDataset } from "../zfs/names.ts";
-import type { AgentContext, Outcome } from "./context.ts";
+import { type AgentContext, type Outcome, volumeKey } from "./context.ts";
 import {
   closeBehind,
   finalSnapshot,
@@ -87,17 +87,20 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
           : ((await pullRound(ctx, pullOf(ctx, m, source, dataset, final, false))) ?? 0);
       if (await ctx.zfs.exists(dataset)) {
         // Stays read-only where it goes (a local setting now, not inherited) until this node
-        // owns it; the mountpoint is inherited there again.
+        // owns it; the mountpoint is inherited there again. Under the volume's lock: a stale
+        // source copy in the way goes, and its own cleanup must not take the new one for it.
         await ctx.zfs.set(dataset, {
           ...capacityProperties(volume.spec.capacityBytes),
           ...(volume.spec.zfsProperties ?? {}),
           readonly: "on",
         });
-        await ctx.zfs.destroy(owned, { recursive: true }).catch((err: unknown) => {
-          if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
+        await ctx.locks.run([m.spec.volume], "take over a migrated volume", async () => {
+          await ctx.zfs.destroy(owned, { recursive: true, force: true }).catch((err: unknown) => {
+            if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
+          });
+          await ctx.zfs.rename(dataset, owned);
+          await ctx.zfs.inherit(owned, "mountpoint");
         });
-        await ctx.zfs.rename(dataset, owned);
-        await ctx.zfs.inherit(owned, "mountpoint");
       }
       // Tagged last: from here on the copy is this volume's data, ready to own.
       await ctx.zfs.set(owned, tags(volume));
@@ -106,7 +109,7 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
         bytesSent: (m.status?.bytesSent ?? 0) + bytes,
         lastRoundBytes: bytes,
         progressPercent: 100,
-        targetReadyTime: formatTime(ctx.now()),
+        targetReadyTime: formatPreciseTime(ctx.now()),
         transferError: null,
       });
       ctx.log.info(
@@ -207,23 +210,7 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
     if (volume.spec.ownerNode !== ctx.node) {
       // Handed over: the new owner has confirmed (it reported the volume Ready).
       if (m.status?.phase === "Completed" && volume.status?.node === volume.spec.ownerNode) {
-        const stillNeeded = ctx.migrations
-          .list()
-          .some((o) => o.spec.volume === volumeName && o.status?.sourceNode === ctx.node && !isTerminal(o));
-        if (!stillNeeded && (await ctx.zfs.exists(dataset))) {
-          await destroyCopy(ctx, dataset).catch((err: unknown) => {
-            ctx.log.warn(
-              { dataset, err: describeError(err) },
-              "could not destroy the source copy yet; retrying",
-            );
-            throw err;
-          });
-          ctx.log.info(
-            { migration: m.metadata.name, dataset },
-            "destroyed the source copy after the handoff",
-          );
-          ctx.poolChanged();
-        }
+        if (await ctx.zfs.exists(dataset)) await destroySourceCopy(ctx, m, dataset);
         ctx.fenced.delete(volumeName);
       }
       return {};
@@ -243,6 +230,8 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
       ) {
         if (fresh.spec.zfsProperties?.readonly !== "on") await ctx.zfs.set(dataset, { readonly: "off" });
         ctx.fenced.delete(volumeName);
+        // Mounted again by the volume's own reconcile, as any unmounted dataset it owns.
+        ctx.enqueue(volumeKey(volumeName));
         ctx.log.info(
           { migration: m.metadata.name },
           "the migration ended without a handoff; the volume is writable here again",
@@ -276,14 +265,55 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   if (!released) return { requeueAfterMs: POLL_MS };
   const releasedAt = ctx.now();
   const final = `${dataset}@${finalSnapshot(m)}`;
+  // Read-only and unmounted: nothing can write here any more. Read-only alone is not
+  // enough on zfs-fuse, which may remount a dataset read-write (after a destroy that
+  // found it busy, say). No pod uses it (checked under the lock), so `-f` is safe.
   await ctx.zfs.set(dataset, { readonly: "on" });
+  await ctx.zfs.unmount(dataset, { force: true }).catch((err: unknown) => {
+    if (!(err instanceof ZfsError && /not currently mounted/.test(err.message))) throw err;
+  });
   if (!(await ctx.zfs.exists(final))) await ctx.zfs.snapshot(final);
-  await patchStatus(ctx, m, { finalSnapshot: finalSnapshot(m), sourceReleasedTime: formatTime(releasedAt) });
+  await patchStatus(ctx, m, {
+    finalSnapshot: finalSnapshot(m),
+    sourceReleasedTime: formatPreciseTime(releasedAt),
+  });
   ctx.log.info(
     { migration: m.metadata.name, target: m.spec.targetNode },
     "released the volume for the cutover",
   );
   return {};
+}
+
+/**
+ * The source's copy after a completed handoff. Never the volume's live data:
+ * not while another migration moves the volume from or to this node (one
+ * coming back renames its copy into the same place), and only when the API
+ * server itself (the cache may lag) says another node owns and serves it; the
+ * volume's lock keeps a returning migration's rename from slipping in between.
+ */
+async function destroySourceCopy(ctx: AgentContext, m: VolumeMigration, dataset: string): Promise<void> {
+  const volumeName = m.spec.volume;
+  const busy = () =>
+    ctx.migrations
+      .list()
+      .some(
+        (o) =>
+          o.spec.volume === volumeName &&
+          !isTerminal(o) &&
+          (o.status?.sourceNode === ctx.node || o.spec.targetNode === ctx.node),
+      );
+  if (busy()) return;
+  await ctx.locks.run([volumeName], "destroy the source copy after a handoff", async () => {
+    const fresh = await ctx.api.get("Volume", volumeName);
+    if (busy() || !fresh || fresh.spec.ownerNode === ctx.node || fresh.status?.node !== fresh.spec.ownerNode)
+      return;
+    await destroyCopy(ctx, dataset).catch((err: unknown) => {
+      ctx.log.warn({ dataset, err: describeError(err) }, "could not destroy the source copy yet; retrying");
+      throw err;
+    });
+    ctx.log.info({ migration: m.metadata.name, dataset }, "destroyed the source copy after the handoff");
+    ctx.poolChanged();
+  });
 }
 
 async function isReadOnly(ctx: AgentContext, dataset: string): Promise<boolean> {

@@ -88,7 +88,9 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
     if (!props) throw new Error(`dataset ${dataset} vanished right after it was created`);
   }
 
-  if (props.get("mounted")?.value === "no") {
+  // Released for a migration's cutover: read-only and unmounted until it ends.
+  const released = ctx.fenced.has(name) || releasedFor(ctx.migrations.list(), name, ctx.node) !== undefined;
+  if (props.get("mounted")?.value === "no" && !released) {
     // zfs-fuse can create a dataset yet fail to mount it ("Input/output error") under load; mount it now.
     try {
       await ctx.zfs.mount(dataset);
@@ -102,9 +104,7 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
       });
     }
   }
-  const changes = propertyChanges(volume, props, {
-    released: ctx.fenced.has(name) || releasedFor(ctx.migrations.list(), name, ctx.node) !== undefined,
-  });
+  const changes = propertyChanges(volume, props, { released });
   if (Object.keys(changes).length > 0) {
     try {
       await ctx.zfs.set(dataset, changes);

@@ -3,11 +3,11 @@
  * real processes (node --import tsx), on a pool and an API server the caller
  * provides, with their sockets in a fresh directory. `stop()` ends both.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type OwnedProcess, startProcess, waitUntilReady } from "../../test/fixtures/process.ts";
+import { scratchDir } from "../../test/fixtures/scratch.ts";
 import { CsiClient } from "../grpc/load.ts";
 
 const ENTRY = fileURLToPath(new URL("../../cmd/skein.ts", import.meta.url));
@@ -59,7 +59,7 @@ export async function startDriver(options: {
   controllerArgs?: string[];
   nodeArgs?: string[];
 }): Promise<DriverProcesses> {
-  const dir = mkdtempSync(join(tmpdir(), "skein-csi-"));
+  const dir = scratchDir("csi");
   const controllerEndpoint = `unix://${join(dir, "controller.sock")}`;
   const nodeEndpoint = `unix://${join(dir, "node.sock")}`;
   const env = { ...process.env, SKEIN_LOG_LEVEL: process.env.SKEIN_LOG_LEVEL ?? "info" };

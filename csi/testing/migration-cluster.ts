@@ -7,8 +7,7 @@
  * issues the transfer certificates and drives migrations) and
  * `skein csi-controller`. Every part can be killed and started again.
  */
-import { cpSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { cpSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -20,6 +19,7 @@ import { type Cluster, createCluster, type Node } from "../../test/fixtures/netn
 import { createNode } from "../../test/fixtures/objects.ts";
 import { createPool, type Pool } from "../../test/fixtures/pool.ts";
 import { type OwnedProcess, startProcess, waitUntilReady } from "../../test/fixtures/process.ts";
+import { scratchDir } from "../../test/fixtures/scratch.ts";
 import { CsiClient } from "../grpc/load.ts";
 import { SkeinApi } from "../skein-api.ts";
 import { incomingRoot, skeinRoot } from "../zfs/names.ts";
@@ -56,6 +56,7 @@ export interface MigrationCluster {
   controller(): CsiClient<"Controller">;
   killOperator(): void;
   startOperator(): Promise<void>;
+  operatorRunning(): boolean;
   stop(): Promise<void>;
 }
 
@@ -78,7 +79,7 @@ export async function startMigrationCluster(options: {
   /** How often warm replicas pull (the agents' --replica-sync). */
   replicaSyncS?: number;
 }): Promise<MigrationCluster> {
-  const dir = mkdtempSync(join(tmpdir(), "skein-migration-"));
+  const dir = scratchDir("migration");
   const cleanups: Array<() => Promise<void>> = [];
   const processes: Array<() => Promise<void>> = [];
   const stop = async () => {
@@ -225,6 +226,7 @@ export async function startMigrationCluster(options: {
       controller: () => new CsiClient("Controller", controllerEndpoint),
       killOperator: () => operator?.kill("SIGKILL"),
       startOperator,
+      operatorRunning: () => operator !== undefined && !operator.exited(),
       stop,
     };
   } catch (err) {

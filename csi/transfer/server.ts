@@ -5,7 +5,6 @@
  * being sent, so a concurrent prune cannot pull them from under the stream.
  */
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { pipeline } from "node:stream/promises";
 import { createServer, type TLSSocket, type Server as TlsServer } from "node:tls";
@@ -13,7 +12,8 @@ import { describeError } from "../../kit/errors.ts";
 import { createLogger, type Logger } from "../../kit/log.ts";
 import { nodeOfPeer } from "../../kit/pki.ts";
 import { sendArgs } from "../zfs/commands.ts";
-import { volumeDataset } from "../zfs/names.ts";
+import { ZfsError } from "../zfs/errors.ts";
+import { skeinRoot, volumeDataset } from "../zfs/names.ts";
 import type { Zfs } from "../zfs/runner.ts";
 import { readHeaderLine } from "./header.ts";
 import {
@@ -47,7 +47,12 @@ export interface TransferServerOptions {
   authorize?: (peer: string, request: Request) => string | undefined;
 }
 
-const HOLD_PREFIX = "skein-send-";
+/**
+ * Snapshots being sent are held under tags from this fixed set (the first
+ * free one), not random ones: zfs-fuse cannot list a snapshot's tags, so only
+ * known names let a restarted agent drop what a killed one still held.
+ */
+const HOLD_TAGS = Array.from({ length: 16 }, (_, i) => `skein-send-${i}`);
 
 export class TransferServer {
   private readonly server: TlsServer;
@@ -79,6 +84,7 @@ export class TransferServer {
   }
 
   async start(): Promise<number> {
+    await this.releaseStaleHolds();
     await new Promise<void>((resolve, reject) => {
       this.server.once("error", reject);
       this.server.listen(this.options.port, this.options.host, () => resolve());
@@ -91,6 +97,22 @@ export class TransferServer {
   async stop(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Holds of a killed earlier run (no send is under way before the endpoint listens). */
+  private async releaseStaleHolds(): Promise<void> {
+    const zfs = this.options.zfs;
+    const root = skeinRoot(this.options.pool);
+    if (!(await zfs.exists(root))) return;
+    const rows = await zfs.list([root], {
+      types: ["snapshot"],
+      columns: ["name", "userrefs"],
+      recursive: true,
+    });
+    for (const { name } of rows.filter((r) => r.userrefs !== "0")) {
+      for (const tag of HOLD_TAGS) await zfs.release(tag, [name]).catch(() => undefined);
+      this.log.info({ snapshot: name }, "released the send holds a stopped agent left");
+    }
   }
 
   private async serve(socket: TLSSocket): Promise<void> {
@@ -196,9 +218,9 @@ export class TransferServer {
         return;
       }
     }
-    const tag = HOLD_PREFIX + randomBytes(6).toString("hex");
-    await zfs.hold(tag, held);
+    const holds: Array<[tag: string, snapshot: string]> = [];
     try {
+      for (const s of held) holds.push([await holdSlot(zfs, s), s]);
       const guid = (await zfs.properties(snapshot, ["guid"])).get("guid")?.value ?? "";
       await reply(socket, { ok: true, op: "send", guid });
       const argv = sendArgs(snapshot, { from, intermediates: request.intermediates }, zfs.capabilities);
@@ -227,11 +249,27 @@ export class TransferServer {
       if (code !== 0) throw new Error(`${argv.join(" ")} exited with code ${code}: ${stderr.trim()}`);
       log.info({ snapshot, from, bytes, ms: Date.now() - started }, "sent snapshot");
     } finally {
-      await zfs
-        .release(tag, held)
-        .catch((err: unknown) => log.error({ err: describeError(err), tag }, "could not release hold"));
+      for (const [tag, s] of holds)
+        await zfs
+          .release(tag, [s])
+          .catch((err: unknown) =>
+            log.error({ err: describeError(err), tag, snapshot: s }, "could not release hold"),
+          );
     }
   }
+}
+
+/** Holds `snapshot` under the first free tag (a hold of several snapshots in one command is not atomic). */
+async function holdSlot(zfs: Zfs, snapshot: string): Promise<string> {
+  for (const tag of HOLD_TAGS) {
+    try {
+      await zfs.hold(tag, [snapshot]);
+      return tag;
+    } catch (err) {
+      if (!(err instanceof ZfsError && /tag already exists/.test(err.message))) throw err;
+    }
+  }
+  throw new Error(`${snapshot} is in ${HOLD_TAGS.length} sends already; try again later`);
 }
 
 function reply(socket: TLSSocket, response: Response): Promise<void> {

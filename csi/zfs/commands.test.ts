@@ -12,6 +12,7 @@ import {
   holdsArgs,
   inheritArgs,
   listArgs,
+  mountArgs,
   receiveArgs,
   releaseArgs,
   renameArgs,
@@ -21,6 +22,7 @@ import {
   setArgs,
   snapshotArgs,
   streamOptions,
+  unmountArgs,
   zpoolListArgs,
 } from "./commands.ts";
 import { ZfsError } from "./errors.ts";
@@ -104,6 +106,8 @@ describe("argument builders", () => {
       () => cloneArgs(S, "tank/skein/v2", { parents: true, refquota: 4096, properties: { atime: "off" } }),
       ["zfs", "clone", "-p", "-o", "refquota=4096", "-o", "atime=off", S, "tank/skein/v2"],
     ],
+    ["mount", () => mountArgs(V), ["zfs", "mount", V]],
+    ["unmount -f", () => unmountArgs(V, { force: true }), ["zfs", "unmount", "-f", V]],
     ["rollback", () => rollbackArgs(S), ["zfs", "rollback", S]],
     ["rollback -r", () => rollbackArgs(S, { destroyNewer: true }), ["zfs", "rollback", "-r", S]],
     ["set", () => setArgs(V, "refquota", "2097152"), ["zfs", "set", "refquota=2097152", V]],

@@ -144,12 +144,17 @@ export function cloneArgs(snapshot: string, dataset: string, options: CreateOpti
   ];
 }
 
-/** Rolls back to `snapshot`; `destroyNewer` (`-r`) destroys the snapshots taken after it. */
 /** Mounts a dataset at its mountpoint. */
 export function mountArgs(dataset: string): Argv {
   return ["zfs", "mount", validateDatasetName(dataset)];
 }
 
+/** Unmounts a dataset; `force` (`-f`) also when it is called busy (the caller knows nothing uses it). */
+export function unmountArgs(dataset: string, options: { force?: boolean } = {}): Argv {
+  return ["zfs", "unmount", ...(options.force ? ["-f"] : []), validateDatasetName(dataset)];
+}
+
+/** Rolls back to `snapshot`; `destroyNewer` (`-r`) destroys the snapshots taken after it. */
 export function rollbackArgs(snapshot: string, options: { destroyNewer?: boolean } = {}): Argv {
   return ["zfs", "rollback", ...(options.destroyNewer ? ["-r"] : []), validateSnapshotName(snapshot)];
 }

@@ -2,9 +2,11 @@
  * The runner against real zfs-fuse pools on sparse files (the daemon is
  * started by global setup).
  */
+
 import { readFileSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../kit/errors.ts";
 import { run } from "../../kit/exec.ts";
@@ -243,7 +245,16 @@ describe("state kept in ZFS", () => {
       await zfs.snapshot(`${volumeDataset(p.name, "kept")}@s1`);
 
       // The pool survives an export and import, as it survives a node restart.
-      await run(["zpool", "export", p.name]);
+      // zfs-fuse calls a pool busy for seconds after writes, more so under load.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await run(["zpool", "export", p.name]);
+          break;
+        } catch (err) {
+          if (!/busy/.test(String(err)) || attempt >= 30) throw err;
+          await sleep(1_000);
+        }
+      }
       await run(["zpool", "import", "-d", join(p.file, ".."), p.name]);
 
       const managed = await zfs.managedDatasets(p.name);

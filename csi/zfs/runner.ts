@@ -30,6 +30,7 @@ import {
   sendArgs,
   setArgs,
   snapshotArgs,
+  unmountArgs,
   ZPOOL_COLUMNS,
   zpoolListArgs,
 } from "./commands.ts";
@@ -125,6 +126,10 @@ export class Zfs {
 
   async mount(dataset: string): Promise<void> {
     await this.exec(mountArgs(dataset));
+  }
+
+  async unmount(dataset: string, options?: { force?: boolean }): Promise<void> {
+    await this.exec(unmountArgs(dataset, options));
   }
 
   async rollback(snapshot: string, options?: { destroyNewer?: boolean }): Promise<void> {

@@ -34,6 +34,14 @@ export function formatTime(time: Date): string {
   return `${time.toISOString().slice(0, 19)}Z`;
 }
 
+/**
+ * RFC 3339 with milliseconds, for times that measure something short (a
+ * cutover's downtime): whole seconds would make a 200 ms handoff read as 1 s.
+ */
+export function formatPreciseTime(time: Date): string {
+  return time.toISOString();
+}
+
 function validate(update: ConditionUpdate): void {
   if (update.type.length > 316 || !TYPE.test(update.type)) {
     throw new InvalidInputError(

@@ -169,6 +169,20 @@ describe("the VolumeMigration state machine", () => {
     });
   });
 
+  it("measures downtime to the millisecond", () => {
+    const step = decide(
+      observe({
+        migration: migration({
+          phase: "CuttingOver",
+          sourceNode: "a",
+          sourceReleasedTime: "2026-01-01T00:00:59.750Z",
+        }),
+        volume: volume("b"),
+      }),
+    );
+    expect(step.kind === "status" && step.status.downtimeMilliseconds).toBe(250);
+  });
+
   describe("forced promotion of a replica", () => {
     const forced = (status?: VolumeMigrationStatus) => migration(status, { force: true });
     const withReplica = (lastSyncTime = "2026-01-01T00:00:50Z", lagSeconds = 3): Volume => ({

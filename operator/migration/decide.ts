@@ -25,7 +25,7 @@
  * owner, and a migration whose volume the target owns only completes).
  */
 import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
-import { type Condition, formatTime, setCondition } from "../../kit/k8s/conditions.ts";
+import { type Condition, formatPreciseTime, formatTime, setCondition } from "../../kit/k8s/conditions.ts";
 import { dataTime, OUT_OF_SERVICE_TAINT } from "../replication/place.ts";
 
 export interface Observed {
@@ -102,7 +102,7 @@ function promote(o: Observed, end: End): Step {
       round: 0,
       bytesSent: 0,
       finalSnapshot: replica.lastSyncedSnapshot,
-      sourceReleasedTime: formatTime(o.now),
+      sourceReleasedTime: formatPreciseTime(o.now),
       startTime: formatTime(o.now),
       dataLossWindowSeconds: lossSeconds,
       observedGeneration: m.metadata.generation,
