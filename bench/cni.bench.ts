@@ -2,9 +2,10 @@
  * `npm run bench -- cni [--iterations N]`: the plugin's ADD+DEL latency against
  * the reference `bridge` + `host-local` chain (Debian's containernetworking-plugins)
  * on one simulated node, each plugin exec'd as a runtime does it (fresh pod
- * namespace per attachment, stdin config, CNI_* environment). Also compares the
- * single executable with `node dist/skein-cni.cjs`, which is why the build ships
- * the former. All traffic stays inside the namespaces created here.
+ * namespace per attachment, stdin config, CNI_* environment), the plugin as the
+ * build ships it (the executable scripts/build-cni.mjs compiles). Also the bare
+ * start-up of each (VERSION), the part of the latency that is process start.
+ * All traffic stays inside the namespaces created here.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,13 +25,18 @@ interface Contender {
   conf: object;
 }
 
-async function addDel(node: Node, c: Contender, id: string): Promise<number> {
+interface Sample {
+  add: number;
+  del: number;
+}
+
+async function addDel(node: Node, c: Contender, id: string): Promise<Sample> {
   const pod = await createPod();
   try {
-    return await timeMs(async () => {
-      await invokePlugin(node, c.plugin, { command: "ADD", containerID: id, netns: pod.path }, c.conf);
-      await invokePlugin(node, c.plugin, { command: "DEL", containerID: id, netns: pod.path }, c.conf);
-    });
+    const env = { containerID: id, netns: pod.path };
+    const add = await timeMs(() => invokePlugin(node, c.plugin, { command: "ADD", ...env }, c.conf));
+    const del = await timeMs(() => invokePlugin(node, c.plugin, { command: "DEL", ...env }, c.conf));
+    return { add, del };
   } finally {
     await pod.destroy();
   }
@@ -38,7 +44,7 @@ async function addDel(node: Node, c: Contender, id: string): Promise<number> {
 
 async function versionStartup(node: Node, plugin: readonly string[]): Promise<number> {
   return timeMs(() =>
-    invokePlugin(node, plugin, { command: "VERSION", containerID: "v" }, { cniVersion: "1.1.0" }),
+    invokePlugin(node, plugin, { command: "VERSION", containerID: "v" }, { cniVersion: "1.0.0" }),
   );
 }
 
@@ -50,7 +56,7 @@ export default async function cniBench(args: string[]): Promise<void> {
   const cluster = await createCluster(1);
   try {
     const node = cluster.nodes[0]!;
-    const { executable, bundle } = await buildPluginExecutable(dir);
+    const executable = await buildPluginExecutable(dir);
     const settingsFile = join(dir, "network.json");
     await convergeWithoutApi(cluster.nodes, 0, settingsFile);
     const skeinConf = {
@@ -62,7 +68,6 @@ export default async function cniBench(args: string[]): Promise<void> {
     };
     const contenders: Contender[] = [
       { name: "skein", plugin: [executable], conf: skeinConf },
-      { name: "skein_node_script", plugin: [process.execPath, bundle], conf: skeinConf },
       {
         name: "reference",
         plugin: [join(REFERENCE_PLUGINS, "bridge")],
@@ -80,34 +85,29 @@ export default async function cniBench(args: string[]): Promise<void> {
         },
       },
     ];
-    const samples = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-    const startup = new Map<string, number[]>([
-      ["skein", []],
-      ["skein_node_script", []],
-    ]);
+    const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
+    const startup = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
     // Warm up page cache and the bridges, then interleave so drift hits all alike.
     for (const c of contenders) await addDel(node, c, `warm-${c.name}`);
     for (let i = 0; i < iterations; i++) {
       for (const c of contenders) samples.get(c.name)!.push(await addDel(node, c, `${c.name}-${i}`));
-      for (const c of contenders.slice(0, 2)) startup.get(c.name)!.push(await versionStartup(node, c.plugin));
+      for (const c of contenders) startup.get(c.name)!.push(await versionStartup(node, c.plugin));
     }
+    const totals = new Map([...samples].map(([name, s]) => [name, s.map((x) => x.add + x.del)]));
     for (const [name, s] of samples) {
+      const total = totals.get(name)!;
       console.log(
-        `${name}: ADD+DEL p50 ${median(s).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms (${s.length} runs)`,
+        `${name}: ADD+DEL p50 ${median(total).toFixed(1)} ms, p99 ${percentile(total, 99).toFixed(1)} ms (${s.length} runs); ADD p50 ${median(s.map((x) => x.add)).toFixed(1)} ms, DEL p50 ${median(s.map((x) => x.del)).toFixed(1)} ms`,
       );
-      result(`add_del_p50_ms_${name}`, median(s));
-      result(`add_del_p99_ms_${name}`, percentile(s, 99));
+      result(`add_del_p50_ms_${name}`, median(total));
+      result(`add_del_p99_ms_${name}`, percentile(total, 99));
     }
     for (const [name, s] of startup) result(`version_startup_p50_ms_${name}`, median(s));
     ratio(
-      "sea_startup_vs_node_script",
-      median(startup.get("skein")!) / median(startup.get("skein_node_script")!),
-    );
-    ratio(
       "add_del_p99_vs_reference",
-      percentile(samples.get("skein")!, 99) / percentile(samples.get("reference")!, 99),
+      percentile(totals.get("skein")!, 99) / percentile(totals.get("reference")!, 99),
     );
-    ratio("add_del_p50_vs_reference", median(samples.get("skein")!) / median(samples.get("reference")!));
+    ratio("add_del_p50_vs_reference", median(totals.get("skein")!) / median(totals.get("reference")!));
   } finally {
     await cluster.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -13,7 +13,7 @@
  * so every pod on every node sits on one L2 segment; `gateway` is the address
  * the agent puts on `bridge`, inside the block.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { writeFileAtomic } from "../kit/atomic-file.ts";
 import { SkeinError } from "../kit/errors.ts";
 import * as ipv4 from "../kit/ipv4.ts";
@@ -128,10 +128,14 @@ export function parseSettings(text: string, path: string): NodeSettings {
   return checked.settings;
 }
 
+/**
+ * Synchronous read inside an async API: the plugin reads this file once per
+ * run, and `node:fs/promises` costs it milliseconds of start-up under Bun.
+ */
 export async function readSettings(path: string = DEFAULT_SETTINGS_PATH): Promise<NodeSettings> {
   let text: string;
   try {
-    text = await readFile(path, "utf8");
+    text = readFileSync(path, "utf8");
   } catch (cause) {
     if ((cause as NodeJS.ErrnoException).code === "ENOENT") throw new SettingsMissingError(path, cause);
     throw new SettingsInvalidError(path, `it cannot be read: ${(cause as Error).message}`, cause);

@@ -1,11 +1,11 @@
-// Bundles the `skein` entry point into dist/ with esbuild. The CNI plugin gets
-// its own small bundle: it runs on every pod start and must not load the
-// Kubernetes client or anything else it does not use; that bundle then becomes
-// a single executable, dist/skein-cni (scripts/build-cni-sea.mjs).
+// Bundles the `skein` entry point into dist/ with esbuild. The CNI plugin is
+// compiled on its own into a single executable, dist/skein-cni
+// (scripts/build-cni.mjs): it runs on every pod start and must not load the
+// Kubernetes client or anything else it does not use.
 
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync } from "node:fs";
 import { build } from "esbuild";
-import { buildCniSea } from "./build-cni-sea.mjs";
+import { buildCni } from "./build-cni.mjs";
 
 const common = { bundle: true, platform: "node", target: "node20", sourcemap: true, logLevel: "warning" };
 
@@ -24,14 +24,5 @@ await build({
 // The CSI services load their protocol definition at run time, from beside the bundle.
 copyFileSync("csi/proto/csi.proto", "dist/csi.proto");
 
-if (existsSync("cni/plugin/main.ts")) {
-  await build({
-    ...common,
-    entryPoints: { "skein-cni": "cni/plugin/main.ts" },
-    format: "cjs",
-    outExtension: { ".js": ".cjs" },
-    outdir: "dist",
-  });
-  // The executable the agent installs into /opt/cni/bin: runs without Node on the host.
-  buildCniSea("dist/skein-cni.cjs", "dist/skein-cni");
-}
+// The executable the agent installs into /opt/cni/bin: runs without Node on the host.
+buildCni("dist/skein-cni");

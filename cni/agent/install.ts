@@ -82,7 +82,7 @@ export async function pluginVersions(exec: Exec, path: string): Promise<string[]
 
 export interface InstallPaths {
   settingsFile: string;
-  /** The plugin executable to install (a single executable; see scripts/build-cni-sea.mjs). */
+  /** The plugin executable to install (a single executable; see scripts/build-cni.mjs). */
   pluginSource: string;
   binDir: string;
   confDir: string;

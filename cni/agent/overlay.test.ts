@@ -113,7 +113,7 @@ async function sendUdp(from: Pod, target: string, message: string): Promise<void
 
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "skein-overlay-"));
-  plugin = (await buildPluginExecutable(root)).executable;
+  plugin = await buildPluginExecutable(root);
   await applyCrds(api.kubeConfig());
   cluster = await createCluster(3, { apiServer: api });
   await objects.create(networkObject(network));

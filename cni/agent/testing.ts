@@ -9,7 +9,6 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { CustomObjectsApi, type KubeConfig } from "@kubernetes/client-node";
-import { build } from "esbuild";
 import {
   API_VERSION,
   GROUP,
@@ -29,23 +28,11 @@ import { type OverlayPlan, planOverlay } from "./plan.ts";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
-/** Builds the plugin as `npm run build` does (bundle, then single executable) into `dir`. */
-export async function buildPluginExecutable(dir: string): Promise<{ executable: string; bundle: string }> {
-  const bundle = join(dir, "skein-cni.cjs");
-  await build({
-    entryPoints: [join(ROOT, "cni/plugin/main.ts")],
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "cjs",
-    outfile: bundle,
-    logLevel: "silent",
-  });
+/** Builds the plugin as `npm run build` does (the single executable scripts/build-cni.mjs compiles) into `dir`. */
+export async function buildPluginExecutable(dir: string): Promise<string> {
   const executable = join(dir, "skein-cni");
-  await run([process.execPath, join(ROOT, "scripts/build-cni-sea.mjs"), bundle, executable], {
-    timeoutMs: 120_000,
-  });
-  return { executable, bundle };
+  await run([process.execPath, join(ROOT, "scripts/build-cni.mjs"), executable], { timeoutMs: 120_000 });
+  return executable;
 }
 
 export function networkObject(name: string, spec: Partial<Network["spec"]> = {}): Network {

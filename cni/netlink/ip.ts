@@ -47,34 +47,6 @@ function linkOptions(options: LinkOptions): string[] {
   return args;
 }
 
-export interface VethSpec extends Omit<LinkOptions, "netns"> {
-  name: string;
-  peer: LinkOptions & { name: string };
-}
-
-/**
- * One veth pair in one call: the host end enslaved and up, the peer created
- * directly in its namespace under its final name, so no half-made pair with a
- * temporary name is ever visible.
- */
-export function vethAdd(spec: VethSpec): Argv {
-  const { name, peer, ...host } = spec;
-  const { name: peerName, ...peerOptions } = peer;
-  return [
-    "ip",
-    "link",
-    "add",
-    dev(name),
-    ...linkOptions(host),
-    "type",
-    "veth",
-    "peer",
-    "name",
-    dev(peerName),
-    ...linkOptions(peerOptions),
-  ];
-}
-
 export function linkDel(name: string): Argv {
   return ["ip", "link", "del", "dev", dev(name)];
 }
@@ -126,36 +98,7 @@ export function routeShow(name: string): Argv {
   return ["ip", "-j", "route", "show", "dev", dev(name)];
 }
 
-/**
- * Several `ip` commands in one process (`ip -batch -`), to keep a CNI ADD to
- * as few process starts as possible. ip splits batch lines on whitespace, cuts
- * at "#" and treats a leading quote specially, so a word containing any of
- * those is refused rather than passed on altered.
- */
-export function ipBatch(commands: readonly Argv[]): { argv: Argv; input: string } {
-  const lines = commands.map((command) => {
-    const [program, ...args] = command;
-    if (program !== "ip" || args.length === 0 || args[0]!.startsWith("-")) {
-      throw new InvalidInputError(
-        `${command.join(" ")} cannot run in an ip batch (plain ip subcommands only)`,
-      );
-    }
-    for (const word of args) {
-      if (word === "" || /[\s#"'\\]/u.test(word)) {
-        throw new InvalidInputError(`${JSON.stringify(word)} cannot be passed through an ip batch line`);
-      }
-    }
-    return args.join(" ");
-  });
-  return { argv: ["ip", "-batch", "-"], input: `${lines.join("\n")}\n` };
-}
-
 /** True when an `ip` failure means the device does not exist. */
 export function isNoSuchDevice(stderr: string): boolean {
   return /Cannot find device|does not exist|No such device/.test(stderr);
-}
-
-/** True when an `ip link add` failure means a name is already taken. */
-export function isFileExists(stderr: string): boolean {
-  return /File exists/.test(stderr);
 }

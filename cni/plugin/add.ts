@@ -2,24 +2,13 @@
  * ADD: a veth pair whose host end joins the node's bridge and whose other end
  * is born inside the pod's namespace as CNI_IFNAME; an address from the node's
  * block carrying the whole network's prefix (one L2 segment for all pods), a
- * default route via the node's gateway, the overlay's MTU. Two process starts:
- * `ip link add` on the host, one `ip -batch` inside the pod.
+ * default route via the node's gateway, the overlay's MTU. All over rtnetlink
+ * from this process (cni/netlink/rtnl.ts): no program is started.
  * A failure undoes what this call made, as the spec asks.
  */
-import { ExecError, inNetns, run } from "../../kit/exec.ts";
 import * as ipv4 from "../../kit/ipv4.ts";
-import {
-  addrAdd,
-  ipBatch,
-  isFileExists,
-  isNoSuchDevice,
-  linkDel,
-  linkSet,
-  linkShow,
-  routeReplace,
-  type VethSpec,
-  vethAdd,
-} from "../netlink/ip.ts";
+import { addressAdd, defaultRouteReplace, linkDelete, linkUp, vethCreate } from "../netlink/rtnl.ts";
+import { closeFd, EEXIST, openNetns, RtnlSocket, SystemError } from "../netlink/rtnl-socket.ts";
 import { CniCode, CniError } from "./errors.ts";
 import { AddressStore } from "./ipam.ts";
 import { hostInterfaceName, hostMac, podMac } from "./names.ts";
@@ -33,34 +22,73 @@ export async function add(invocation: Invocation, conf: NetConf): Promise<Result
   const attachment: Attachment = { containerID: invocation.containerID!, ifname: invocation.ifname! };
   const settings = await nodeSettings(conf);
   await checkSandbox(netns);
-
-  const network = ipv4.parseCidr(settings.networkCIDR);
-  const block = ipv4.parseCidr(settings.blockCIDR);
-  const gateway = ipv4.parseAddress(settings.gateway);
-  const store = new AddressStore(conf.dataDir, conf.name);
-  const { address, fresh } = await store.allocate(attachment, block, [gateway]);
-  const addressValue = ipv4.parseAddress(address);
-  const host = hostInterfaceName(attachment);
-
-  let hostCreated = false;
+  let netnsFd: number;
   try {
-    await createVeth(netns, attachment.ifname, {
-      name: host,
-      mtu: settings.mtu,
-      mac: hostMac(addressValue),
-      master: settings.bridge,
-      up: true,
-      peer: { name: attachment.ifname, mtu: settings.mtu, mac: podMac(addressValue), netns },
-    });
-    hostCreated = true;
-    const cidr = `${address}/${network.prefix}`;
-    const batch = ipBatch([
-      addrAdd(cidr, attachment.ifname),
-      linkSet(attachment.ifname, { up: true }),
-      routeReplace({ dst: "default", via: settings.gateway, dev: attachment.ifname }),
-    ]);
-    await run(inNetns(netns, batch.argv), { input: batch.input, timeoutMs: 10_000 });
+    netnsFd = openNetns(netns);
+  } catch (err) {
+    throw notANetns(netns, (err as Error).message);
+  }
+  const node = RtnlSocket.open();
+  let pod: RtnlSocket | undefined;
+  try {
+    // Checked before anything is allocated, so a node still coming up changes nothing.
+    const bridgeIndex = node.linkIndex(settings.bridge);
+    if (bridgeIndex === undefined) {
+      throw new CniError(
+        CniCode.TryAgainLater,
+        "the node network is not ready yet",
+        `bridge ${settings.bridge} does not exist; the skein network agent creates it`,
+      );
+    }
+    pod = RtnlSocket.open(netnsFd);
+    if (pod.linkIndex(attachment.ifname) !== undefined) throw interfaceExists(attachment.ifname, netns);
 
+    const network = ipv4.parseCidr(settings.networkCIDR);
+    const block = ipv4.parseCidr(settings.blockCIDR);
+    const gateway = ipv4.parseAddress(settings.gateway);
+    const store = new AddressStore(conf.dataDir, conf.name);
+    const { address, fresh } = await store.allocate(attachment, block, [gateway]);
+    const addressValue = ipv4.parseAddress(address);
+    const host = await hostInterfaceName(attachment);
+
+    let hostCreated = false;
+    try {
+      createVeth(node, host, {
+        name: host,
+        mtu: settings.mtu,
+        mac: hostMac(addressValue),
+        masterIndex: bridgeIndex,
+        peer: { name: attachment.ifname, mtu: settings.mtu, mac: podMac(addressValue), netnsFd },
+      });
+      hostCreated = true;
+      const index = pod.linkIndex(attachment.ifname);
+      if (index === undefined)
+        throw new Error(`${attachment.ifname} vanished from ${netns} right after ADD made it`);
+      pod.request(
+        [
+          addressAdd(index, address, network.prefix, pod.next()),
+          linkUp(index, pod.next()),
+          defaultRouteReplace(settings.gateway, index, pod.next()),
+        ],
+        [
+          `add ${address}/${network.prefix} to ${attachment.ifname}`,
+          `set ${attachment.ifname} up`,
+          `default route via ${settings.gateway}`,
+        ],
+      );
+    } catch (err) {
+      if (hostCreated) {
+        try {
+          node.request([linkDelete(host, node.next())], [`delete ${host}`]);
+        } catch {
+          // best effort: GC removes host ends no attachment owns
+        }
+      }
+      if (fresh) await store.release(attachment).catch(() => undefined);
+      throw err;
+    }
+
+    const cidr = `${address}/${network.prefix}`;
     const own: Result = {
       interfaces: [
         { name: host, mac: hostMac(addressValue), mtu: settings.mtu },
@@ -71,62 +99,35 @@ export async function add(invocation: Invocation, conf: NetConf): Promise<Result
     };
     if (conf.dns) own.dns = conf.dns;
     return appendResult(conf.prevResult, own);
-  } catch (err) {
-    if (hostCreated) await run(linkDel(host)).catch(() => undefined);
-    if (fresh) await store.release(attachment).catch(() => undefined);
-    throw err;
+  } finally {
+    pod?.close();
+    node.close();
+    closeFd(netnsFd);
   }
+}
+
+function interfaceExists(ifname: string, netns: string): CniError {
+  return new CniError(
+    CniCode.InterfaceExists,
+    "interface already exists in the container",
+    `${ifname} in ${netns}`,
+  );
 }
 
 /**
- * `ip link add` fails with "File exists" when either name is taken. The pod
- * side taken is the spec's error; the host side taken can only be a leftover
- * of this very attachment (its name derives from it, and the runtime never runs
- * two operations on one attachment at once), from an ADD that died half-way:
- * it is removed and the pair made again.
+ * The pod side was checked free just before; so "exists" means the host side
+ * is taken, which can only be a leftover of this very attachment (its name
+ * derives from it, and the runtime never runs two operations on one
+ * attachment at once), from an ADD that died half-way: it is removed and the
+ * pair made again.
  */
-async function createVeth(netns: string, ifname: string, spec: VethSpec): Promise<void> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      await run(vethAdd(spec), { timeoutMs: 10_000 });
-      return;
-    } catch (err) {
-      // iproute2 6.1: `Error: argument "skein0" is wrong: Device does not exist`
-      if (err instanceof ExecError && spec.master && bridgeMissing(err.stderr, spec.master)) {
-        throw new CniError(
-          CniCode.TryAgainLater,
-          "the node network is not ready yet",
-          `bridge ${spec.master} does not exist; the skein network agent creates it`,
-          { cause: err },
-        );
-      }
-      if (err instanceof ExecError && err.stderr.includes('Invalid "netns" value')) {
-        throw notANetns(netns, "the kernel refused it as a network namespace");
-      }
-      if (!(err instanceof ExecError && isFileExists(err.stderr))) throw err;
-      if (await linkExists(inNetns(netns, linkShow(ifname)))) {
-        throw new CniError(
-          CniCode.InterfaceExists,
-          "interface already exists in the container",
-          `${ifname} in ${netns}`,
-        );
-      }
-      if (attempt > 0 || !(await linkExists(linkShow(spec.name)))) throw err;
-      await run(linkDel(spec.name));
-    }
-  }
-}
-
-function bridgeMissing(stderr: string, bridge: string): boolean {
-  return stderr.includes(`"${bridge}"`) && /does not exist/.test(stderr);
-}
-
-async function linkExists(argv: Parameters<typeof run>[0]): Promise<boolean> {
+function createVeth(node: RtnlSocket, host: string, spec: Parameters<typeof vethCreate>[0]): void {
+  const what = [`create veth ${host} with peer ${spec.peer.name}`];
   try {
-    await run(argv, { timeoutMs: 10_000 });
-    return true;
+    node.request([vethCreate(spec, node.next())], what);
   } catch (err) {
-    if (err instanceof ExecError && isNoSuchDevice(err.stderr)) return false;
-    throw err;
+    if (!(err instanceof SystemError && err.errno === EEXIST)) throw err;
+    node.request([linkDelete(host, node.next())], [`delete the leftover ${host}`]);
+    node.request([vethCreate(spec, node.next())], what);
   }
 }

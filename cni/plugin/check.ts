@@ -53,7 +53,7 @@ export async function check(invocation: Invocation, conf: NetConf): Promise<void
   const ips = prev.ips.filter((ip) => ip.interface === index);
   if (ips.length === 0) throw failed(`prevResult lists no address on ${attachment.ifname}`);
 
-  const hostName = hostInterfaceName(attachment);
+  const hostName = await hostInterfaceName(attachment);
   const host = await showOrUndefined(linkShow(hostName), parseLinks);
   if (!host) throw failed(`host interface ${hostName} is missing`);
   if (host.master !== settings.bridge)

@@ -12,7 +12,7 @@ import { run } from "../../kit/exec.ts";
 import { createNetns, createPod, type Netns } from "../../test/fixtures/netns.ts";
 import { toolPath } from "../../test/fixtures/tools.ts";
 import { writeSettings } from "../settings.ts";
-import { invoke, linkNames, MAIN, makeBridge, REPO } from "./testdata/invoke.ts";
+import { BUN, invoke, linkNames, MAIN, makeBridge, REPO } from "./testdata/invoke.ts";
 
 const NETWORK = `sktcni${process.pid}`;
 const CNITOOL_CACHE = "/var/lib/cni/results";
@@ -30,10 +30,7 @@ beforeAll(async () => {
   // cnitool finds plugins by type in CNI_PATH: a stand-in `skein` executable.
   pluginDir = join(dir, "bin");
   await mkdir(pluginDir);
-  await writeFile(
-    join(pluginDir, "skein"),
-    `#!/bin/sh\ncd '${REPO}' && exec '${process.execPath}' --import tsx '${MAIN}'\n`,
-  );
+  await writeFile(join(pluginDir, "skein"), `#!/bin/sh\ncd '${REPO}' && exec '${BUN}' '${MAIN}'\n`);
   await chmod(join(pluginDir, "skein"), 0o755);
   node = await createNetns("n");
   await makeBridge(node, "skein0", "10.32.1.1/16");

@@ -4,19 +4,24 @@
  * gone), so DEL needs neither the namespace nor the node settings: the host
  * name derives from the attachment. The address is freed only after the link
  * is gone, so it is never handed out while an old interface still holds it.
+ * Over rtnetlink from this process, like ADD.
  */
-import { ExecError, run } from "../../kit/exec.ts";
-import { isNoSuchDevice, linkDel } from "../netlink/ip.ts";
+import { linkDelete } from "../netlink/rtnl.ts";
+import { ENODEV, RtnlSocket, SystemError } from "../netlink/rtnl-socket.ts";
 import { AddressStore } from "./ipam.ts";
 import { hostInterfaceName } from "./names.ts";
 import type { Attachment, Invocation, NetConf } from "./request.ts";
 
 export async function del(invocation: Invocation, conf: NetConf): Promise<void> {
   const attachment: Attachment = { containerID: invocation.containerID!, ifname: invocation.ifname! };
+  const host = await hostInterfaceName(attachment);
+  const node = RtnlSocket.open();
   try {
-    await run(linkDel(hostInterfaceName(attachment)), { timeoutMs: 10_000 });
+    node.request([linkDelete(host, node.next())], [`delete ${host}`]);
   } catch (err) {
-    if (!(err instanceof ExecError && isNoSuchDevice(err.stderr))) throw err;
+    if (!(err instanceof SystemError && err.errno === ENODEV)) throw err;
+  } finally {
+    node.close();
   }
   await new AddressStore(conf.dataDir, conf.name).release(attachment);
 }

@@ -28,7 +28,7 @@ export async function gc(conf: NetConf): Promise<void> {
   // Without settings there is no bridge to look at: nothing was ever attached.
   const settings = await readSettings(conf.settingsFile ?? DEFAULT_SETTINGS_PATH).catch(() => undefined);
   if (settings && settings.network === conf.name) {
-    const keep = new Set(valid.map(hostInterfaceName));
+    const keep = new Set(await Promise.all(valid.map(hostInterfaceName)));
     try {
       const ports = parseLinks(await runJson(linkShowMaster(settings.bridge), { timeoutMs: 10_000 }));
       for (const port of ports) {

@@ -19,7 +19,6 @@
  * Skipping fsync keeps the lock held for microseconds, not disk flushes.
  * File operations are synchronous for the reason lock.ts gives.
  */
-import { randomBytes } from "node:crypto";
 import {
   linkSync,
   mkdirSync,
@@ -35,6 +34,7 @@ import * as ipv4 from "../../kit/ipv4.ts";
 import { CniCode, CniError } from "./errors.ts";
 import { withLock } from "./lock.ts";
 import type { Attachment } from "./request.ts";
+import { uniqueSuffix } from "./unique.ts";
 
 const LOCK = "lock";
 const CURSOR = "last_reserved";
@@ -152,7 +152,7 @@ export class AddressStore {
 
   /** Exclusively creates the record; false when the address is already taken. */
   private create(address: string, attachment: Attachment): boolean {
-    const temp = join(this.dir, `.${address}.${process.pid}.${randomBytes(4).toString("hex")}${TEMP_SUFFIX}`);
+    const temp = join(this.dir, `.${address}.${uniqueSuffix()}${TEMP_SUFFIX}`);
     writeFileSync(temp, `${JSON.stringify(attachment)}\n`, { flag: "wx", mode: 0o600 });
     try {
       linkSync(temp, join(this.dir, address));

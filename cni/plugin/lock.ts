@@ -25,10 +25,10 @@
  * event-loop turn of an async version waits to be scheduled again (measured:
  * holds of 700 ms under 100 concurrent ADDs on 2 busy cores).
  */
-import { randomBytes } from "node:crypto";
 import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { CniCode, CniError } from "./errors.ts";
+import { uniqueSuffix } from "./unique.ts";
 
 export interface LockOptions {
   /** Give up (CNI code 11, try again later) after this long. Default 60 s. */
@@ -121,7 +121,7 @@ function breakStale(path: string, staleContent: string, claim: string): boolean 
 export async function withLock<T>(path: string, fn: () => T, options: LockOptions = {}): Promise<T> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString("hex")}`;
+  const temp = `${path}.${uniqueSuffix()}`;
   writeFileSync(temp, holderIdentity(process.pid), { mode: 0o600 });
   try {
     let delayMs = 1;

@@ -2,15 +2,16 @@
  * The plugin as a function of (environment, stdin) to (stdout, exit code):
  * parse and validate, dispatch to one command, and turn every failure into the
  * spec's error JSON. main.ts only does the process I/O around it.
+ *
+ * CHECK, STATUS and GC run `ip` and are loaded only when called: ADD and DEL,
+ * run on every pod start and stop, need no child-process machinery, and
+ * loading it costs start-up time.
  */
 import { add } from "./add.ts";
-import { check } from "./check.ts";
 import { del } from "./del.ts";
 import { errorResult } from "./errors.ts";
-import { gc } from "./gc.ts";
 import { parseEnvironment, parseNetConf } from "./request.ts";
 import { formatResult, LATEST_VERSION, SUPPORTED_VERSIONS } from "./result.ts";
-import { status } from "./status.ts";
 
 export interface PluginOutput {
   stdout: string;
@@ -53,13 +54,13 @@ export async function runPlugin(
         await del(invocation, conf);
         return { stdout: "", exitCode: 0 };
       case "CHECK":
-        await check(invocation, conf);
+        await (await import("./check.ts")).check(invocation, conf);
         return { stdout: "", exitCode: 0 };
       case "STATUS":
-        await status(conf);
+        await (await import("./status.ts")).status(conf);
         return { stdout: "", exitCode: 0 };
       case "GC":
-        await gc(conf);
+        await (await import("./gc.ts")).gc(conf);
         return { stdout: "", exitCode: 0 };
     }
   } catch (err) {

@@ -1,11 +1,10 @@
 /**
  * Checks that CNI_NETNS names a namespace other than the plugin's own, before
  * anything is created, so a bad path changes nothing. Whether it is a
- * *network* namespace (rather than another kind) Node cannot ask the kernel;
- * `ip link add … netns PATH` refuses other kinds before creating anything, and
- * ADD reports that as the same error (see isNotNetns).
+ * *network* namespace rather than another kind, ADD asks the kernel when it
+ * opens it (openNetns) and reports a wrong kind as the same error.
  */
-import { stat, statfs } from "node:fs/promises";
+import { statfsSync, statSync } from "node:fs";
 import { CniCode, CniError } from "./errors.ts";
 
 /** statfs(2) f_type of the namespace filesystem (linux/magic.h). */
@@ -23,8 +22,8 @@ export async function checkSandbox(path: string): Promise<void> {
   let fsType: number;
   let inode: number;
   try {
-    fsType = (await statfs(path)).type;
-    inode = (await stat(path)).ino;
+    fsType = statfsSync(path).type;
+    inode = statSync(path).ino;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
       throw new CniError(
@@ -40,7 +39,7 @@ export async function checkSandbox(path: string): Promise<void> {
     );
   }
   if (fsType !== NSFS_MAGIC) throw notANetns(path, "not a namespace file");
-  if (inode === (await stat("/proc/self/ns/net")).ino) {
+  if (inode === statSync("/proc/self/ns/net").ino) {
     throw new CniError(CniCode.InvalidEnvironment, "CNI_NETNS is the plugin's own network namespace", path);
   }
 }

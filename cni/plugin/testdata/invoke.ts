@@ -9,6 +9,8 @@ import type { Netns } from "../../../test/fixtures/netns.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..", "..");
 export const MAIN = join(REPO, "cni", "plugin", "main.ts");
+/** The plugin runs on Bun (scripts/build-cni.mjs compiles it so); the `bun` devDependency runs it from source. */
+export const BUN = join(REPO, "node_modules", ".bin", "bun");
 
 export interface Outcome {
   exitCode: number;
@@ -22,7 +24,7 @@ export async function invoke(node: Netns, env: Record<string, string>, config: u
   const input = typeof config === "string" ? config : JSON.stringify(config);
   let outcome: Outcome;
   try {
-    const { stdout } = await run(inNetns(node.path, [process.execPath, "--import", "tsx", MAIN]), {
+    const { stdout } = await run(inNetns(node.path, [BUN, MAIN]), {
       cwd: REPO,
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...env },
       input,
