@@ -12,7 +12,7 @@
  * dnsperf's per-query report.
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
@@ -264,6 +264,12 @@ export default async function dnsBench(argv: string[]): Promise<void> {
     // Warm both up (JIT, caches) before anything counts.
     await dnsperf(node.netns, servers.skein, file, 2);
     await dnsperf(node.netns, servers.dnsmasq, file, 2);
+    // Both servers and dnsperf share two cores with whatever else runs: say how busy the machine was.
+    const load = () =>
+      loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ");
+    console.log(`load average before: ${load()}`);
     const runs: Record<"skein" | "dnsmasq", Measurement[]> = { skein: [], dnsmasq: [] };
     for (let round = 0; round < rounds; round++) {
       const order: ("skein" | "dnsmasq")[] = round % 2 ? ["dnsmasq", "skein"] : ["skein", "dnsmasq"];
@@ -276,6 +282,7 @@ export default async function dnsBench(argv: string[]): Promise<void> {
         );
       }
     }
+    console.log(`load average after: ${load()}`);
     const skeinQps = median(runs.skein.map((m) => m.qps));
     const dnsmasqQps = median(runs.dnsmasq.map((m) => m.qps));
     result("qps_skein", Math.round(skeinQps));

@@ -17,7 +17,9 @@ import { NetworkAgent } from "./agent/agent.ts";
 import { type AgentConfig, parseAgentFlags, USAGE } from "./agent/flags.ts";
 import { hostExec } from "./agent/kernel.ts";
 import { AgentMetrics } from "./agent/metrics.ts";
+import type { DnsConfig } from "./dns/flags.ts";
 import { type DnsService, startDnsService } from "./dns/service.ts";
+import { DnsWorkers, withWorkerMetrics } from "./dns/workers.ts";
 import { readSettings } from "./settings.ts";
 
 /** The plugin executable ships beside the program that runs the agent (dist/skein-cni). */
@@ -27,7 +29,8 @@ function defaultPluginSource(): string {
 
 /**
  * The DNS responder answers on the gateway address, which exists only once the
- * overlay is up: wait for the agent's first successful convergence, then bind.
+ * overlay is up: wait for the agent's first successful convergence, then bind,
+ * in this process or in `--dns-workers` worker processes.
  */
 async function hostDns(
   config: AgentConfig,
@@ -36,30 +39,34 @@ async function hostDns(
   agent: NetworkAgent,
   signal: AbortSignal,
   log: Logger,
-): Promise<DnsService | undefined> {
+): Promise<DnsService | DnsWorkers | undefined> {
   while (!agent.readiness().ready) {
     if (signal.aborted) return undefined;
     await sleep(200);
   }
   const { gateway } = await readSettings(config.settingsFile);
   const dnsLog = log.child({ part: "dns" });
+  const dnsConfig: Omit<DnsConfig, "metricsAddress" | "workers"> = {
+    node: config.node,
+    network: config.network,
+    listen: [{ address: gateway, port: 53 }, ...config.dns.extraListen],
+    allow: [],
+    allowAnyClient: false,
+    resolvConf: "/etc/resolv.conf",
+    probes: true,
+    upstreamTimeoutMs: 2_000,
+  };
   try {
-    return await startDnsService(
-      {
-        node: config.node,
-        network: config.network,
-        listen: [{ address: gateway, port: 53 }, ...config.dns.extraListen],
-        allow: [],
-        allowAnyClient: false,
-        resolvConf: "/etc/resolv.conf",
-        probes: true,
-        upstreamTimeoutMs: 2_000,
-      },
-      kubeConfig,
-      registry,
-      dnsLog,
-    );
+    if (config.dns.workers === 1) return await startDnsService(dnsConfig, kubeConfig, registry, dnsLog);
+    const workers = new DnsWorkers({
+      config: config.kubeconfig === undefined ? dnsConfig : { ...dnsConfig, kubeconfig: config.kubeconfig },
+      workers: config.dns.workers,
+      logger: dnsLog,
+    });
+    await workers.start(signal);
+    return workers;
   } catch (err) {
+    if (signal.aborted) return undefined;
     dnsLog.error(
       { err: describeError(err) },
       "the DNS responder could not start; the overlay runs without it",
@@ -96,7 +103,11 @@ export async function main(argv: string[]): Promise<number> {
   });
   const metrics = new AgentMetrics();
   const agent = new NetworkAgent({ config, kubeConfig, exec: hostExec, log, metrics });
-  const probes = new ProbeServer({ ...config.metricsAddress, registry: metrics.registry, logger: log });
+  const probes = new ProbeServer({
+    ...config.metricsAddress,
+    registry: withWorkerMetrics(metrics.registry, log),
+    logger: log,
+  });
   probes.addReadinessCheck("overlay", () => {
     const { ready, reason } = agent.readiness();
     if (!ready) throw new Error(reason);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { parseAgentFlags } from "./flags.ts";
 
-const defaults = { pluginSource: "/usr/lib/skein/skein-cni" };
+const defaults = { pluginSource: "/usr/lib/skein/skein-cni", cores: 2 };
 
 describe("net-agent flags", () => {
   it("fills defaults around the node name", () => {
@@ -15,7 +15,19 @@ describe("net-agent flags", () => {
       portmap: true,
       metricsAddress: { host: "0.0.0.0", port: 9402 },
       resyncSeconds: 30,
-      dns: { enabled: true, extraListen: [] },
+      dns: { enabled: true, extraListen: [], workers: 2 },
+    });
+  });
+
+  it.each<[string, string[], number | undefined, number]>([
+    ["one worker per core", [], 2, 2],
+    ["at most four workers by default", [], 16, 4],
+    ["no workers beside the agent on one core", [], 1, 1],
+    ["the workers asked for", ["--dns-workers=8"], 2, 8],
+    ["the agent's own process when asked for one", ["--dns-workers", "1"], 16, 1],
+  ])("answers DNS from %s", (_what, argv, cores, workers) => {
+    expect(parseAgentFlags(["--node=n1", ...argv], {}, { ...defaults, cores })).toMatchObject({
+      dns: { workers },
     });
   });
 
@@ -79,6 +91,15 @@ describe("net-agent flags", () => {
     ["a bad resync period", ["--node=n", "--resync-seconds=0"], /--resync-seconds/],
     ["a bad interface name", ["--node=n", "--underlay-interface=a/b"], /--underlay-interface/],
     ["a metrics address without port", ["--node=n", "--metrics-address=localhost"], /not host:port/],
+    [
+      "no DNS workers",
+      ["--node=n", "--dns-workers=0"],
+      /--dns-workers must be a whole number from 1 to 64, got 0/,
+    ],
+    ["too many DNS workers", ["--node=n", "--dns-workers=65"], /--dns-workers/],
+    ["a fraction of a DNS worker", ["--node=n", "--dns-workers=1.5"], /--dns-workers/],
+    ["DNS workers in words", ["--node=n", "--dns-workers=two"], /--dns-workers/],
+    ["DNS workers in hex", ["--node=n", "--dns-workers=0x2"], /--dns-workers/],
   ])("refuses %s", (_what, argv, error) => {
     expect(() => parseAgentFlags(argv, {}, defaults)).toThrow(error);
   });

@@ -1,4 +1,5 @@
 /** `skein net-agent` flags: parsed and checked before anything is touched (pure). */
+import { availableParallelism } from "node:os";
 import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidInputError } from "../../kit/errors.ts";
@@ -23,9 +24,16 @@ export interface AgentConfig {
   portmap: boolean;
   metricsAddress: { host: string; port: number };
   resyncSeconds: number;
-  /** Run the node's DNS responder on the gateway address (port 53) and these. */
-  dns: { enabled: boolean; extraListen: ListenAddress[] };
+  /**
+   * Run the node's DNS responder on the gateway address (port 53) and these,
+   * answering from `workers` processes (1: inside the agent's own process).
+   */
+  dns: { enabled: boolean; extraListen: ListenAddress[]; workers: number };
 }
+
+/** Each DNS worker adds its own API watches and memory, and every idle worker wakes for each datagram. */
+const DEFAULT_DNS_WORKERS_CAP = 4;
+const MAX_DNS_WORKERS = 64;
 
 export const USAGE = `usage: skein net-agent --node NAME [flags]
 
@@ -50,6 +58,8 @@ flags:
   --resync-seconds N          full resync period (default: 30)
   --no-dns                    do not run the node's DNS responder (default: it answers on the gateway, port 53)
   --dns-listen ADDR[:PORT]    also answer DNS here; repeatable
+  --dns-workers N             processes answering DNS on the same sockets, 1 to ${MAX_DNS_WORKERS}; 1 answers
+                              inside the agent (default: the cores available, at most ${DEFAULT_DNS_WORKERS_CAP})
   --help                      this text`;
 
 function absolute(flag: string, value: string): string {
@@ -62,7 +72,7 @@ function absolute(flag: string, value: string): string {
 export function parseAgentFlags(
   argv: string[],
   env: NodeJS.ProcessEnv,
-  defaults: { pluginSource: string },
+  defaults: { pluginSource: string; cores?: number },
 ): AgentConfig | "help" {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -88,6 +98,14 @@ export function parseAgentFlags(
       `--resync-seconds must be a number of seconds from 1 to 86400, got ${v["resync-seconds"]}`,
     );
   }
+  const dnsWorkersText =
+    v["dns-workers"] ?? String(Math.min(defaults.cores ?? availableParallelism(), DEFAULT_DNS_WORKERS_CAP));
+  const dnsWorkers = Number(dnsWorkersText);
+  if (!/^\d+$/.test(dnsWorkersText) || dnsWorkers < 1 || dnsWorkers > MAX_DNS_WORKERS) {
+    throw new InvalidInputError(
+      `--dns-workers must be a whole number from 1 to ${MAX_DNS_WORKERS}, got ${dnsWorkersText}`,
+    );
+  }
   const config: AgentConfig = {
     node,
     network: v.network ?? "skein",
@@ -98,7 +116,11 @@ export function parseAgentFlags(
     portmap: !v["no-portmap"],
     metricsAddress: parseListenAddress(v["metrics-address"] ?? "0.0.0.0:9402"),
     resyncSeconds,
-    dns: { enabled: !v["no-dns"], extraListen: (v["dns-listen"] ?? []).map(parseListen) },
+    dns: {
+      enabled: !v["no-dns"],
+      extraListen: (v["dns-listen"] ?? []).map(parseListen),
+      workers: dnsWorkers,
+    },
   };
   if (v.kubeconfig !== undefined) config.kubeconfig = v.kubeconfig;
   if (v["underlay-interface"] !== undefined) config.underlayInterface = v["underlay-interface"];
@@ -127,6 +149,7 @@ function parse(argv: string[]) {
       "resync-seconds": { type: "string" },
       "no-dns": { type: "boolean" },
       "dns-listen": { type: "string", multiple: true },
+      "dns-workers": { type: "string" },
       help: { type: "boolean" },
     },
   });

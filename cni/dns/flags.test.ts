@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../../kit/errors.ts";
-import { parseDnsFlags, parseListen } from "./flags.ts";
+import { dnsArgv, parseDnsFlags, parseListen } from "./flags.ts";
 
 describe("parseDnsFlags", () => {
   it("has defaults that answer on port 53 with the Network's settings", () => {
@@ -74,5 +74,38 @@ describe("parseDnsFlags", () => {
 
   it("listens on port 0 when asked (tests)", () => {
     expect(parseListen("127.0.0.1:0")).toEqual({ address: "127.0.0.1", port: 0 });
+  });
+});
+
+describe("dnsArgv", () => {
+  it.each([
+    ["the defaults", []],
+    [
+      "every setting a worker takes",
+      [
+        "--node=node-1",
+        "--kubeconfig=/k",
+        "--network=blue",
+        "--listen=10.244.1.1",
+        "--listen=[fd00::1]:5353",
+        "--listen=127.0.0.1:0",
+        "--domain=cluster.test",
+        "--ttl=0",
+        "--upstream=127.0.0.1:5300",
+        "--upstream=[fd00::53]:53",
+        "--cidr=10.244.0.0/16",
+        "--allow=192.0.2.0/24",
+        "--allow=198.51.100.0/24",
+        "--allow-any-client",
+        "--resolv-conf=/etc/other.conf",
+        "--no-probes",
+        "--upstream-timeout-ms=500",
+      ],
+    ],
+  ])("gives a worker flags that parse back to the same config: %s", (_what, argv) => {
+    const config = parseDnsFlags(argv, {});
+    if (config === "help") throw new Error("unexpected --help");
+    const { metricsAddress: _m, workers: _w, ...workerConfig } = config;
+    expect(parseDnsFlags(dnsArgv(workerConfig), {})).toEqual({ ...workerConfig, workers: 1 });
   });
 });

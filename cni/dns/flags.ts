@@ -77,6 +77,32 @@ function parse(argv: string[]) {
   });
 }
 
+/** "10.0.0.1:53", "[fd00::1]:53": the form parseListen and parseUpstream read back. */
+function hostPort(address: string, port: number): string {
+  return isIP(address) === 6 ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * The `skein dns` flags that give a worker process this config (pure; the
+ * inverse of parseDnsFlags for everything a worker needs). Workers get their
+ * settings as flags so each is an ordinary `skein dns` that can be read in `ps`.
+ */
+export function dnsArgv(config: Omit<DnsConfig, "metricsAddress" | "workers">): string[] {
+  const argv = [`--network=${config.network}`];
+  if (config.node !== undefined) argv.push(`--node=${config.node}`);
+  if (config.kubeconfig !== undefined) argv.push(`--kubeconfig=${config.kubeconfig}`);
+  for (const l of config.listen) argv.push(`--listen=${hostPort(l.address, l.port ?? 53)}`);
+  if (config.domain !== undefined) argv.push(`--domain=${config.domain}`);
+  if (config.ttlSeconds !== undefined) argv.push(`--ttl=${config.ttlSeconds}`);
+  for (const u of config.upstreams ?? []) argv.push(`--upstream=${hostPort(u.address, u.port)}`);
+  if (config.cidr !== undefined) argv.push(`--cidr=${config.cidr}`);
+  for (const a of config.allow) argv.push(`--allow=${a}`);
+  if (config.allowAnyClient) argv.push("--allow-any-client");
+  argv.push(`--resolv-conf=${config.resolvConf}`, `--upstream-timeout-ms=${config.upstreamTimeoutMs}`);
+  if (!config.probes) argv.push("--no-probes");
+  return argv;
+}
+
 /** "10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1". */
 export function parseListen(text: string): ListenAddress {
   try {

@@ -3,11 +3,8 @@
  * want DNS without the rest of the agent (which otherwise hosts it). Stops
  * cleanly on SIGTERM/SIGINT.
  *
- * With --workers N the process forks N workers that bind the same addresses
- * (node:cluster shares one UDP socket among them, and spreads TCP
- * connections), so answering uses every core: Node's per-datagram cost, not
- * Skein's, bounds what one process can answer. Each worker keeps its own
- * record caches; only the first probes pods, so health is reported once.
+ * With --workers N this process becomes the primary of N answering workers
+ * (workers.ts), each an ordinary `skein dns`, and serves their metrics as one.
  */
 import cluster from "node:cluster";
 import { AggregatorRegistry, Registry } from "prom-client";
@@ -18,6 +15,7 @@ import { createLogger, type Logger } from "../../kit/log.ts";
 import { ProbeServer } from "../../kit/serve.ts";
 import { type DnsConfig, parseDnsFlags, USAGE } from "./flags.ts";
 import { startDnsService } from "./service.ts";
+import { DnsWorkers, WORKER_READY, withWorkerMetrics } from "./workers.ts";
 
 export async function main(argv: string[]): Promise<number> {
   let config: DnsConfig | "help";
@@ -68,13 +66,8 @@ async function serve(config: DnsConfig, termination: Termination, log: Logger): 
       : undefined;
   try {
     await probes?.start();
-    const service = await startDnsService(
-      { ...config, probes: config.probes && (worker === undefined || worker === 1) },
-      kubeConfig,
-      registry,
-      workerLog,
-    );
-    if (worker !== undefined) process.send?.({ skeinDns: "ready" });
+    const service = await startDnsService(config, kubeConfig, registry, workerLog);
+    if (worker !== undefined) process.send?.(WORKER_READY);
     await stopped(termination);
     await service.stop();
     return 0;
@@ -88,32 +81,26 @@ async function serve(config: DnsConfig, termination: Termination, log: Logger): 
   }
 }
 
-/** Forks the workers, serves their aggregated metrics, and stops them on a signal. */
+/** Runs the workers and serves their aggregated metrics until a signal. */
 async function supervise(config: DnsConfig, termination: Termination, log: Logger): Promise<number> {
-  const aggregator = new AggregatorRegistry<typeof Registry.PROMETHEUS_CONTENT_TYPE>();
-  const probes = config.metricsAddress
-    ? new ProbeServer({
-        ...config.metricsAddress,
-        registry: { metrics: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
-        logger: log,
-      })
+  const { metricsAddress, workers: count, ...workerConfig } = config;
+  const workers = new DnsWorkers({ config: workerConfig, workers: count, logger: log });
+  const probes = metricsAddress
+    ? new ProbeServer({ ...metricsAddress, registry: withWorkerMetrics(new Registry(), log), logger: log })
     : undefined;
-  let ready = 0;
-  probes?.addReadinessCheck("workers", () => ready === config.workers);
-  await probes?.start();
-  const exits: Promise<number>[] = [];
-  for (let i = 0; i < config.workers; i++) {
-    const worker = cluster.fork();
-    worker.on("message", (m: { skeinDns?: string }) => {
-      if (m?.skeinDns === "ready") ready += 1;
-    });
-    exits.push(new Promise((resolve) => worker.once("exit", (code) => resolve(code ?? 1))));
+  probes?.addReadinessCheck("workers", () => workers.ready());
+  try {
+    await probes?.start();
+    await workers.start(termination.signal);
+    await stopped(termination);
+    await workers.stop();
+    return 0;
+  } catch (err) {
+    // A signal while starting stops the workers, which fails the start for that reason alone.
+    if (termination.signal.aborted) return 0;
+    log.error({ err: describeError(err) }, "DNS workers failed");
+    return 1;
+  } finally {
+    await probes?.stop();
   }
-  const firstExit = Promise.race(exits).then((code) => ({ code }));
-  const outcome = await Promise.race([stopped(termination).then(() => undefined), firstExit]);
-  if (outcome) log.error({ code: outcome.code }, "a DNS worker exited; stopping the others");
-  for (const w of Object.values(cluster.workers ?? {})) w?.process.kill("SIGTERM");
-  const codes = await Promise.all(exits);
-  await probes?.stop();
-  return outcome ? 1 : Math.max(0, ...codes);
 }

@@ -5,6 +5,10 @@
  * The per-query counters are plain numbers, published at scrape time:
  * prom-client hashes the label set on every increment, which would cost more
  * than answering a cached query.
+ *
+ * Answering workers (workers.ts) are scraped together: counters add up, and
+ * the record gauges take the largest worker's value, since every worker
+ * holds the same records.
  */
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { RCODE_NAMES } from "./query.ts";
@@ -24,7 +28,13 @@ export class DnsMetrics {
   readonly names: Gauge;
   readonly addresses: Gauge;
   readonly pods: Gauge;
-  private readonly counts = { udp: 0, tcp: 0, records: 0, byRcode: new Array<number>(RCODE_SLOTS).fill(0) };
+  private readonly counts = {
+    udp: 0,
+    tcp: 0,
+    records: 0,
+    byRcode: new Array<number>(RCODE_SLOTS).fill(0),
+    dropped: { short: 0, response: 0, client: 0, overload: 0, error: 0 } satisfies Record<DropReason, number>,
+  };
 
   /** `counts` is read at each scrape. */
   constructor(registry: Registry, counts: () => { pods: number; names: number; addresses: number }) {
@@ -57,6 +67,11 @@ export class DnsMetrics {
       help: "Queries left unanswered: too short, a response, a client outside the overlay and node, overload, internal error",
       labelNames: ["reason"] as const,
       registers,
+      collect: () => {
+        this.dropped.reset();
+        for (const [reason, count] of Object.entries(this.counts.dropped))
+          if (count > 0) this.dropped.labels(reason).inc(count);
+      },
     });
     this.answerRecords = new Counter({
       name: "skein_dns_answer_records_total",
@@ -82,6 +97,7 @@ export class DnsMetrics {
     });
     this.names = new Gauge({
       name: "skein_dns_names",
+      aggregator: "max",
       help: "Names under the domain that have healthy pods",
       registers,
       collect() {
@@ -90,6 +106,7 @@ export class DnsMetrics {
     });
     this.addresses = new Gauge({
       name: "skein_dns_records",
+      aggregator: "max",
       help: "Address records served (one per name and healthy pod address)",
       registers,
       collect() {
@@ -98,6 +115,7 @@ export class DnsMetrics {
     });
     this.pods = new Gauge({
       name: "skein_dns_pods",
+      aggregator: "max",
       help: "Healthy pods with records",
       registers,
       collect() {
@@ -108,6 +126,10 @@ export class DnsMetrics {
 
   query(transport: "udp" | "tcp"): void {
     this.counts[transport]++;
+  }
+
+  drop(reason: DropReason): void {
+    this.counts.dropped[reason]++;
   }
 
   response(rcode: number): void {

@@ -187,9 +187,17 @@ export class DnsResponder {
   }
 
   private drop(reason: DropReason): void {
-    this.metrics.dropped.labels(reason).inc();
+    this.metrics.drop(reason);
   }
 
+  /**
+   * The hot path: a repeated local question costs a map lookup and a copy of
+   * bytes built earlier; the rest is Node receiving and sending the datagram
+   * (measured with perf: Skein's own code is under a tenth of the time). It
+   * creates no closure (where function names are
+   * kept, as under tsx, each one costs an Object.defineProperty) and touches
+   * prom-client only at scrape time.
+   */
   private onDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
     this.metrics.query("udp");
     try {
@@ -201,26 +209,29 @@ export class DnsResponder {
         this.drop("short");
         return;
       }
-      const reply = (response: Buffer) => socket.send(response, remote.port, remote.address);
       const zone = this.options.zone;
-      const version = zone.version;
-      const key = message.toString("latin1", 2);
-      let answer = this.answers.get(key, version);
-      if (!answer) {
-        const decision = handleQuery(message, zone, "udp");
-        if (decision.kind !== "local") {
-          this.other(decision, message, "udp", reply).catch((err: unknown) => this.failed(err));
-          return;
-        }
-        answer = cachedAnswer(decision);
-        // Only answers worth repeating are kept: floods of garbage must not push out real names.
-        if (decision.rcode === RCODE.NOERROR || decision.rcode === RCODE.NXDOMAIN)
-          this.answers.set(key, version, answer);
-      }
-      reply(this.localResponse(answer, message, true));
+      const answer = this.answers.get(message, zone.version);
+      if (answer) socket.send(this.localResponse(answer, message, true), remote.port, remote.address);
+      else this.onUncachedDatagram(socket, message, remote);
     } catch (err) {
       this.failed(err);
     }
+  }
+
+  private onUncachedDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
+    const zone = this.options.zone;
+    const version = zone.version;
+    const decision = handleQuery(message, zone, "udp");
+    if (decision.kind !== "local") {
+      const reply = (response: Buffer) => socket.send(response, remote.port, remote.address);
+      this.other(decision, message, "udp", reply).catch((err: unknown) => this.failed(err));
+      return;
+    }
+    const answer = cachedAnswer(decision);
+    // Only answers worth repeating are kept: floods of garbage must not push out real names.
+    const keep = decision.rcode === RCODE.NOERROR || decision.rcode === RCODE.NXDOMAIN;
+    if (keep) this.answers.set(message, version, answer);
+    socket.send(this.localResponse(answer, message, keep), remote.port, remote.address);
   }
 
   private failed(err: unknown): void {
@@ -237,7 +248,8 @@ export class DnsResponder {
     const encoded = cached ? this.answers.encoding(answer, rotation) : answer.build(rotation);
     const response = Buffer.allocUnsafe(encoded.length);
     encoded.copy(response);
-    response.writeUInt16BE(query.readUInt16BE(0), 0);
+    response[0] = query[0]!;
+    response[1] = query[1]!;
     this.metrics.response(answer.rcode);
     if (answer.records) this.metrics.served(answer.records);
     return response;

@@ -1,7 +1,7 @@
 /**
  * `skein dns --workers N` as a real process tree: the workers answer on one
  * shared port, the primary serves their aggregated metrics, and SIGTERM leaves
- * no worker behind.
+ * no worker behind; workers that cannot listen fail the start, leaving none.
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,6 +74,39 @@ describe("skein dns --workers", () => {
       dns.kill("SIGTERM");
       await eventually("the primary to exit", async () => dns.exited(), 15_000);
       for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+    } finally {
+      await dns.stop();
+    }
+  });
+
+  it("fails, leaving no worker behind, when the workers cannot listen", async () => {
+    const dns = startProcess(
+      "skein dns --workers 2 on a foreign address",
+      [
+        process.execPath,
+        "--import",
+        "tsx",
+        "cmd/skein.ts",
+        "dns",
+        `--kubeconfig=${api.kubeconfigPath}`,
+        // TEST-NET-1: on no interface of this machine.
+        "--listen=192.0.2.1:5399",
+        `--network=skt${process.pid}-none`,
+        "--no-probes",
+        "--workers=2",
+      ],
+      join(dir, "dns-bad.log"),
+    );
+    try {
+      const workers = await eventually("two workers forked", async () => {
+        const pids = children(dns.pid);
+        return pids.length === 2 ? pids : undefined;
+      });
+      await eventually("the primary to give up", async () => dns.exited(), 60_000);
+      for (const pid of workers) expect(() => process.kill(pid, 0)).toThrow();
+      const log = readFileSync(join(dir, "dns-bad.log"), "utf8");
+      expect(log).toMatch(/cannot listen for DNS on udp 192\.0\.2\.1:5399/);
+      expect(log).toMatch(/DNS worker \d exited while starting/);
     } finally {
       await dns.stop();
     }
