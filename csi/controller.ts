@@ -12,7 +12,7 @@
 import type { KubeConfig } from "@kubernetes/client-node";
 import type { Snapshot, StoragePool, Volume, VolumeError, VolumeMigration } from "../api/v1alpha1/index.ts";
 import { InvalidInputError } from "../kit/errors.ts";
-import { isConflict } from "../kit/k8s/api-status.ts";
+import { isConflict, isNotFound } from "../kit/k8s/api-status.ts";
 import type { Informer } from "../kit/k8s/informer.ts";
 import type { Logger } from "../kit/log.ts";
 import { holderOf } from "./agent/context.ts";
@@ -309,11 +309,18 @@ export class ControllerServer {
       // A retry of a delete that failed (say, the volume was still published) asks the
       // agent to try again now; only what the agent reports after that counts.
       const nudge = volume.metadata.deletionTimestamp ? new Date().toISOString() : undefined;
-      const requested = nudge
-        ? await this.api.patch("Volume", name, {
-            metadata: { annotations: { [DELETE_REQUESTED_ANNOTATION]: nudge } },
-          })
-        : await this.deleteObject(name);
+      let requested: Volume | undefined;
+      try {
+        requested = nudge
+          ? await this.api.patch("Volume", name, {
+              metadata: { annotations: { [DELETE_REQUESTED_ANNOTATION]: nudge } },
+            })
+          : await this.deleteObject(name);
+      } catch (err) {
+        // The agent finished an earlier attempt just now: deleted is what was asked.
+        if (isNotFound(err)) return {};
+        throw err;
+      }
       const since = requested?.metadata.resourceVersion;
       this.log.info({ volume: name }, "DeleteVolume: deleting Volume");
       await this.volumeWaiter.wait(

@@ -23,7 +23,7 @@
  * failed receive leaves the copy at its last snapshot and the next round
  * starts from there (zfs-fuse has no resumable receive).
  */
-import type { VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
+import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
 import { describeError } from "../../kit/errors.ts";
 import { run } from "../../kit/exec.ts";
 import { isNotFound } from "../../kit/k8s/api-status.ts";
@@ -43,7 +43,7 @@ import {
   SMALL_DELTA_BYTES,
 } from "./migration-plan.ts";
 import { capacityProperties, readOnly, tags } from "./plan.ts";
-import { destroyCopy, type Pull, peerOf, pullRound } from "./pull.ts";
+import { destroyCopy, type Pull, peerOf, pruneLocal, pullRound } from "./pull.ts";
 import { isReplicaOn } from "./replica-plan.ts";
 
 /** How often a waiting side looks again (the source for "unpublished", the target between rounds). */
@@ -78,32 +78,34 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   try {
     const final = m.status?.finalSnapshot;
     if (final) {
+      // The downtime runs until this is done: as few commands as will do.
       const owned = volumeDataset(ctx.pool, m.spec.volume);
-      const renamed = !(await ctx.zfs.exists(dataset)) && (await ctx.zfs.exists(owned));
+      const copied = await ctx.zfs.exists(dataset);
       // A forced migration promotes the copy as it is: its owner is lost, there is nothing to pull.
       const bytes =
-        renamed || m.spec.force
+        !copied || m.spec.force
           ? 0
           : ((await pullRound(ctx, pullOf(ctx, m, source, dataset, final, false))) ?? 0);
-      if (await ctx.zfs.exists(dataset)) {
-        // Stays read-only where it goes (a local setting now, not inherited) until this node
-        // owns it; the mountpoint is inherited there again. Under the volume's lock: a stale
-        // source copy in the way goes, and its own cleanup must not take the new one for it.
-        await ctx.zfs.set(dataset, {
-          ...capacityProperties(volume.spec.capacityBytes),
-          ...(volume.spec.zfsProperties ?? {}),
-          readonly: "on",
-        });
+      if (copied) {
+        // Prepared by the rounds already, unless this agent restarted since.
+        if (!ctx.lastRound.has(m.metadata.uid ?? "")) await prepareCopy(ctx, volume, dataset);
+        // Under the volume's lock: a stale source copy in the way goes, and its own cleanup
+        // must not take the new one for it. The rename mounts it read-only where it belongs.
         await ctx.locks.run([m.spec.volume], "take over a migrated volume", async () => {
-          await ctx.zfs.destroy(owned, { recursive: true, force: true }).catch((err: unknown) => {
-            if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
+          await ctx.zfs.rename(dataset, owned).catch(async (err: unknown) => {
+            if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
+            await ctx.zfs.destroy(owned, { recursive: true, force: true });
+            await ctx.zfs.rename(dataset, owned);
           });
-          await ctx.zfs.rename(dataset, owned);
-          await ctx.zfs.inherit(owned, "mountpoint");
         });
+      } else if (await ctx.zfs.exists(owned)) {
+        // Renamed before a restart: finish what that attempt may have missed.
+        await prepareCopy(ctx, volume, owned);
+      } else {
+        throw new Error(
+          `neither ${dataset} nor ${owned} exists: the copy is gone; the migration will roll back`,
+        );
       }
-      // Tagged last: from here on the copy is this volume's data, ready to own.
-      await ctx.zfs.set(owned, tags(volume));
       await patchStatus(ctx, m, {
         round: (m.status?.round ?? 0) + 1,
         bytesSent: (m.status?.bytesSent ?? 0) + bytes,
@@ -118,6 +120,8 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
           ? "promoted the replica; ready to take over"
           : "received the final increment; ready to take over",
       );
+      // The rounds' snapshots are no base for anything any more (the final one is kept).
+      await pruneLocal(ctx, owned, migrationSnapshotPrefix(m), { volume: m.spec.volume, snapshot: final });
       return {};
     }
     const key = m.metadata.uid ?? "";
@@ -128,6 +132,8 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
     }
     const round = (m.status?.round ?? 0) + 1;
     const bytes = await pullRound(ctx, pullOf(ctx, m, source, dataset, roundSnapshot(m, round), true));
+    // Ready for the takeover already, so the cutover has less to do.
+    await prepareCopy(ctx, volume, dataset);
     ctx.lastRound.set(key, Date.now());
     await patchStatus(ctx, m, {
       round,
@@ -149,6 +155,27 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   }
 }
 
+/**
+ * The copy as the volume will need it, set while the rounds go on so the
+ * cutover has less to do: its capacity and tuning; read-only as a local
+ * setting, so it stays so where the takeover renames it (until this node owns
+ * it); and the tags that make it this volume's data (the orphan scan does not
+ * read incoming copies). Local properties outlive the increments received later.
+ */
+async function prepareCopy(ctx: AgentContext, volume: Volume, dataset: string): Promise<void> {
+  const wanted: Record<string, string> = {
+    ...capacityProperties(volume.spec.capacityBytes),
+    ...(volume.spec.zfsProperties ?? {}),
+    readonly: "on",
+    ...tags(volume),
+  };
+  const have = await ctx.zfs.properties(dataset, Object.keys(wanted));
+  const missing = Object.fromEntries(
+    Object.entries(wanted).filter(([k, v]) => have.get(k)?.value !== v || have.get(k)?.source !== "local"),
+  );
+  if (Object.keys(missing).length > 0) await ctx.zfs.set(dataset, missing);
+}
+
 /** One of this migration's pulls, reporting its progress in the migration's status. */
 function pullOf(
   ctx: AgentContext,
@@ -167,7 +194,7 @@ function pullOf(
     dataset,
     snapshot,
     take,
-    prunePrefix: migrationSnapshotPrefix(m),
+    ...(take ? { prunePrefix: migrationSnapshotPrefix(m) } : {}),
     estimateBytes: ctx.volumes.get(m.spec.volume)?.status?.usedBytes,
     onProgress: (bytes, total) => {
       progress = progress.then(() =>
@@ -272,7 +299,10 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   await ctx.zfs.unmount(dataset, { force: true }).catch((err: unknown) => {
     if (!(err instanceof ZfsError && /not currently mounted/.test(err.message))) throw err;
   });
-  if (!(await ctx.zfs.exists(final))) await ctx.zfs.snapshot(final);
+  await ctx.zfs.snapshot(final).catch((err: unknown) => {
+    // Taken already, by this release before a restart.
+    if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
+  });
   await patchStatus(ctx, m, {
     finalSnapshot: finalSnapshot(m),
     sourceReleasedTime: formatPreciseTime(releasedAt),

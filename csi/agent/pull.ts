@@ -8,7 +8,8 @@
  * the next pull starts from there.
  */
 import { setTimeout as sleep } from "node:timers/promises";
-import { listPeerSnapshots, type Peer, pullSnapshot } from "../transfer/client.ts";
+import { describeError } from "../../kit/errors.ts";
+import { listPeerSnapshots, type Peer, pullSnapshot, TransferError } from "../transfer/client.ts";
 import { newestCommon, type SnapshotInfo } from "../transfer/protocol.ts";
 import type { TransferTls } from "../transfer/server.ts";
 import { ZfsError } from "../zfs/errors.ts";
@@ -24,8 +25,11 @@ export interface Pull {
   snapshot: string;
   /** Ask the peer to take `snapshot` now (a round), rather than send one it has. */
   take: boolean;
-  /** After the pull, local transfer snapshots with this prefix go, but for those the next pulls need. */
-  prunePrefix: string;
+  /**
+   * After the pull, local transfer snapshots with this prefix go, but for those
+   * the next pulls need; none go when absent (a cutover prunes after it is done).
+   */
+  prunePrefix?: string;
   /** Bytes a full send carries, when known (progress of a full send). */
   estimateBytes?: number;
   /** Bytes so far and the best guess of the total, at most once a second. */
@@ -38,19 +42,35 @@ const PROGRESS_MS = 1_000;
 export async function pullRound(ctx: AgentContext, pull: Pull): Promise<number | undefined> {
   const { peer, dataset, snapshot, take } = pull;
   const tls = transferTls(ctx);
+  const ours = await localSnapshots(ctx, dataset);
+  const newest = ours[ours.length - 1];
+  if (!take && newest !== undefined) {
+    // A snapshot the source took already (a cutover's final one): its base is almost
+    // always our newest, so ask for that increment at once, without listing the
+    // source's snapshots first; only if it is refused is the base looked for.
+    if (newest.name === snapshot) return undefined;
+    try {
+      return await receive(ctx, pull, newest.name);
+    } catch (err) {
+      if (!(err instanceof TransferError && /^(PeerNotFound|ReceiveFailed)$/.test(err.code))) throw err;
+      ctx.log.info(
+        { dataset, snapshot, err: describeError(err) },
+        "looking for another base for the increment",
+      );
+    }
+  }
   const theirs = await listPeerSnapshots(peer, tls, pull.volume).catch((err: unknown) => {
     // A round's first attempt: the source has no snapshot yet, or none of ours.
     if (take && /PeerNotFound/.test(String((err as { code?: string }).code))) return [] as SnapshotInfo[];
     throw err;
   });
-  const ours = await localSnapshots(ctx, dataset);
   // A round whose report was lost already landed: nothing to pull.
   if (ours.some((s) => s.name === snapshot) && theirs.some((s) => s.name === snapshot)) return undefined;
   // Only what the source took before `snapshot` can be its base (a round that raced a
   // release may have left a newer one on both sides).
   const at = theirs.findIndex((s) => s.name === snapshot);
   const base = newestCommon(at >= 0 ? theirs.slice(0, at) : theirs, ours);
-  if (base && ours[ours.length - 1]?.name !== base.name) {
+  if (base && newest?.name !== base.name) {
     await ctx.zfs.rollback(`${dataset}@${base.name}`, { destroyNewer: true });
   }
   if (!base && ours.length > 0) {
@@ -62,12 +82,23 @@ export async function pullRound(ctx: AgentContext, pull: Pull): Promise<number |
   } else if (!base && (await ctx.zfs.exists(dataset))) {
     await destroyCopy(ctx, dataset);
   }
+  return receive(ctx, pull, base?.name);
+}
+
+/** One stream from the peer into the copy: incremental (with the snapshots between) from `base`, else full. */
+async function receive(ctx: AgentContext, pull: Pull, base: string | undefined): Promise<number> {
   let lastReport = 0;
   const result = await pullSnapshot(
-    peer,
-    tls,
-    { volume: pull.volume, snapshot, from: base?.name, intermediates: base !== undefined, take },
-    { zfs: ctx.zfs, dataset, force: base !== undefined },
+    pull.peer,
+    transferTls(ctx),
+    {
+      volume: pull.volume,
+      snapshot: pull.snapshot,
+      from: base,
+      intermediates: base !== undefined,
+      take: pull.take,
+    },
+    { zfs: ctx.zfs, dataset: pull.dataset, force: base !== undefined },
     (bytes) => {
       const now = Date.now();
       if (!pull.onProgress || now - lastReport < PROGRESS_MS) return;
@@ -75,7 +106,7 @@ export async function pullRound(ctx: AgentContext, pull: Pull): Promise<number |
       pull.onProgress(bytes, Math.max(base ? bytes : (pull.estimateBytes ?? bytes), bytes));
     },
   );
-  await pruneLocal(ctx, pull);
+  if (pull.prunePrefix !== undefined) await pruneLocal(ctx, pull.dataset, pull.prunePrefix, pull);
   return result.bytes;
 }
 
@@ -93,8 +124,12 @@ async function localSnapshots(ctx: AgentContext, dataset: string): Promise<Snaps
  * series: what the volume's other replicas have, so once this copy is
  * promoted they go on with increments from it instead of full sends.
  */
-async function pruneLocal(ctx: AgentContext, pull: Pull): Promise<void> {
-  const { dataset, prunePrefix: prefix } = pull;
+export async function pruneLocal(
+  ctx: AgentContext,
+  dataset: string,
+  prefix: string,
+  pull: Pick<Pull, "volume" | "snapshot">,
+): Promise<void> {
   const ours = (await ctx.zfs.snapshots(dataset)).filter((s) => s.startsWith(`${dataset}@${prefix}`));
   const keep = new Set([`${dataset}@${pull.snapshot}`]);
   const live = new Set(

@@ -118,7 +118,9 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
         space: spaceOf(props),
       });
     }
-    props = (await readProperties(ctx, volume, dataset)) ?? props;
+    // Space is read again only when the change moved it (a takeover's readonly=off does not).
+    if (changes.refquota !== undefined || changes.refreservation !== undefined)
+      props = (await readProperties(ctx, volume, dataset)) ?? props;
   }
   return report(ctx, volume, { kind: "ready", node: ctx.node, dataset, space: spaceOf(props) });
 }
