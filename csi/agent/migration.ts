@@ -292,13 +292,14 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   if (!released) return { requeueAfterMs: POLL_MS };
   const releasedAt = ctx.now();
   const final = `${dataset}@${finalSnapshot(m)}`;
-  // Read-only and unmounted: nothing can write here any more. Read-only alone is not
+  // Unmounted and read-only: nothing can write here any more. Read-only alone is not
   // enough on zfs-fuse, which may remount a dataset read-write (after a destroy that
-  // found it busy, say). No pod uses it (checked under the lock), so `-f` is safe.
-  await ctx.zfs.set(dataset, { readonly: "on" });
+  // found it busy, say). No pod uses it (checked under the lock), so `-f` is safe; and
+  // unmounted first, the read-only setting costs no remount.
   await ctx.zfs.unmount(dataset, { force: true }).catch((err: unknown) => {
     if (!(err instanceof ZfsError && /not currently mounted/.test(err.message))) throw err;
   });
+  await ctx.zfs.set(dataset, { readonly: "on" });
   await ctx.zfs.snapshot(final).catch((err: unknown) => {
     // Taken already, by this release before a restart.
     if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
