@@ -13,19 +13,11 @@ import { run } from "../kit/exec.ts";
 import { startApiServer } from "./fixtures/apiserver.ts";
 import { deleteNetns } from "./fixtures/netns.ts";
 import { destroyPool } from "./fixtures/pool.ts";
+import { isRunning } from "./fixtures/process.ts";
 import { SCRATCH_DIR } from "./fixtures/scratch.ts";
 import { ensureZfsDaemon } from "./fixtures/zfs-daemon.ts";
 
 const FIXTURE_NAME = /^skt(\d+)[a-z]+\d+$/;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Fixture-made namespaces and pools whose creating process is gone. */
 async function leftovers(): Promise<{ namespaces: string[]; pools: string[] }> {
@@ -39,7 +31,7 @@ async function leftovers(): Promise<{ namespaces: string[]; pools: string[] }> {
   );
   const orphan = (name: string) => {
     const m = FIXTURE_NAME.exec(name);
-    return m !== null && !alive(Number(m[1]));
+    return m !== null && !isRunning(Number(m[1]));
   };
   return {
     namespaces: ns
@@ -62,7 +54,7 @@ function removePoolFiles(pool: string): void {
 function orphanScratchDirs(): string[] {
   return readdirSync(tmpdir()).filter((entry) => {
     const m = SCRATCH_DIR.exec(entry);
-    return m !== null && !alive(Number(m[2]));
+    return m !== null && !isRunning(Number(m[2]));
   });
 }
 

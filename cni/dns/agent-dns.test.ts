@@ -16,6 +16,7 @@ import { eventually, testNamespace } from "../../kit/k8s/testing.ts";
 import { type Cluster, createCluster, type Node } from "../../test/fixtures/netns.ts";
 import { createNode } from "../../test/fixtures/objects.ts";
 import type { OwnedProcess } from "../../test/fixtures/process.ts";
+import { isRunning } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
 import { type NodeDirs, networkObject, nodeDirs, nodeSubnetObject, SkeinObjects } from "../agent/testing.ts";
 
@@ -44,15 +45,6 @@ function dnsWorkers(agentPid: number): number[] {
       return false;
     }
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 describe("skein net-agent --dns-workers 2", () => {
@@ -221,7 +213,7 @@ describe("skein net-agent --dns-workers 2", () => {
     await eventually("the agent to exit", async () => agent.exited(), 15_000);
     // Well inside the fixture's 5 s grace: it stopped on SIGTERM, it was not killed.
     expect(Date.now() - stopping).toBeLessThan(5_000);
-    for (const pid of workers) expect(alive(pid)).toBe(false);
+    for (const pid of workers) expect(isRunning(pid)).toBe(false);
     expect(readFileSync(agent.logPath, "utf8")).not.toMatch(/exiting without finishing/);
   });
 });

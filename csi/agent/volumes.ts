@@ -88,6 +88,15 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
     if (!props) throw new Error(`dataset ${dataset} vanished right after it was created`);
   }
 
+  // The dataset exists, so the volume stays usable as it is: the failure is reported beside its space.
+  const failedWithData = (err: unknown, seen: Map<string, PropertyRow>) =>
+    report(ctx, volume, {
+      kind: "failed",
+      node: ctx.node,
+      dataset,
+      failure: failureOf(err),
+      space: spaceOf(seen),
+    });
   // Released for a migration's cutover: read-only and unmounted until it ends.
   const released = ctx.fenced.has(name) || releasedFor(ctx.migrations.list(), name, ctx.node) !== undefined;
   if (props.get("mounted")?.value === "no" && !released) {
@@ -95,13 +104,7 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
     try {
       await ctx.zfs.mount(dataset);
     } catch (err) {
-      return report(ctx, volume, {
-        kind: "failed",
-        node: ctx.node,
-        dataset,
-        failure: failureOf(err),
-        space: spaceOf(props),
-      });
+      return failedWithData(err, props);
     }
   }
   const changes = propertyChanges(volume, props, { released });
@@ -110,13 +113,7 @@ export async function reconcileVolume(ctx: AgentContext, name: string): Promise<
       await ctx.zfs.set(dataset, changes);
       ctx.poolChanged();
     } catch (err) {
-      return report(ctx, volume, {
-        kind: "failed",
-        node: ctx.node,
-        dataset,
-        failure: failureOf(err),
-        space: spaceOf(props),
-      });
+      return failedWithData(err, props);
     }
     // Space is read again only when the change moved it (a takeover's readonly=off does not).
     if (changes.refquota !== undefined || changes.refreservation !== undefined)
