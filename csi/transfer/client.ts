@@ -15,6 +15,7 @@ import type { Zfs } from "../zfs/runner.ts";
 import { readHeaderLine } from "./header.ts";
 import { MAX_HEADER_BYTES, type Request, type Response, type SnapshotInfo } from "./protocol.ts";
 import type { TransferTls } from "./server.ts";
+import { STALL_TIMEOUT_MS, watchForStall } from "./stall.ts";
 
 export interface Peer {
   /** The node name its certificate must carry. */
@@ -122,6 +123,7 @@ export async function pullSnapshot(
   request: PullRequest,
   into: { zfs: Zfs; dataset: string; force?: boolean },
   onProgress?: (bytes: number) => void,
+  stallTimeoutMs = STALL_TIMEOUT_MS,
 ): Promise<PullResult> {
   const { take, ...send } = request;
   const { socket, response, rest } = await open(
@@ -150,13 +152,16 @@ export async function pullSnapshot(
   let bytes = rest.length;
   const buffer = new PassThrough({ highWaterMark: BUFFER_BYTES });
   buffer.write(rest);
+  // Alive while bytes arrive or the receive takes them (it may lag behind the buffer).
+  const stall = watchForStall(stallTimeoutMs, (err) => socket.destroy(err));
   // Counted as it passes, not by a stream stage of its own: every stage costs throughput.
   socket.on("data", (chunk: Buffer) => {
     bytes += chunk.length;
+    stall.progress();
     onProgress?.(bytes);
   });
   let streamError: unknown;
-  await Promise.all([
+  const flowing = Promise.all([
     pipeline(socket, buffer).catch((err: unknown) => {
       streamError = err;
       receiver.kill("SIGKILL");
@@ -166,6 +171,9 @@ export async function pullSnapshot(
       socket.destroy();
     }),
   ]);
+  // Listened to only once piped: a "data" listener alone would set the buffer flowing into nothing.
+  buffer.on("data", () => stall.progress());
+  await flowing.finally(() => stall.stop());
   const code = await exited;
   if (code !== 0 || streamError) {
     const why = stderr.trim() || (streamError instanceof Error ? streamError.message : `exit code ${code}`);

@@ -23,6 +23,7 @@ import {
   type Response,
   type SnapshotInfo,
 } from "./protocol.ts";
+import { STALL_TIMEOUT_MS, watchForStall } from "./stall.ts";
 
 export interface TransferTls {
   caPem: string;
@@ -39,6 +40,8 @@ export interface TransferServerOptions {
   port: number;
   logger?: Logger;
   headerTimeoutMs?: number;
+  /** A send that moves no byte for this long is aborted (a cut link, a peer that stopped reading). */
+  stallTimeoutMs?: number;
   /**
    * Whether the authenticated `peer` may have what it asks for: undefined to
    * allow, else why not (the peer is told). The node agent allows only the
@@ -245,8 +248,13 @@ export class TransferServer {
       });
       const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
       let bytes = 0;
+      // Backpressure from a stalled peer stops the send's output too, so its flow is the stream's.
+      const stall = watchForStall(this.options.stallTimeoutMs ?? STALL_TIMEOUT_MS, (err) =>
+        socket.destroy(err),
+      );
       child.stdout.on("data", (chunk: Buffer) => {
         bytes += chunk.length;
+        stall.progress();
       });
       try {
         await pipeline(child.stdout, socket);
@@ -256,6 +264,8 @@ export class TransferServer {
         throw new Error(
           `stream of ${snapshot} to the peer broke after ${bytes} bytes: ${describeError(err)}`,
         );
+      } finally {
+        stall.stop();
       }
       const code = await exited;
       if (code !== 0) throw new Error(`${argv.join(" ")} exited with code ${code}: ${stderr.trim()}`);

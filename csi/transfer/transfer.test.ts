@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { connect } from "node:tls";
+import { connect, createServer, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueNodeCert, type PemPair } from "../../kit/pki.ts";
 import { createPool, type Pool } from "../../test/fixtures/pool.ts";
@@ -222,6 +223,85 @@ describe("transfer endpoint", () => {
       await guarded.stop();
     }
   });
+  it("gives up a send whose peer stops reading, and releases its holds", async () => {
+    const stalling = "vol-stall";
+    const dataset = volumeDataset(source.name, stalling);
+    await zfs.create(dataset);
+    // More than the kernel's socket buffers can absorb, so the send must block.
+    writeFileSync(join(source.mountRoot, "skein", stalling, "big.bin"), randomBytes(40 * 1024 * 1024));
+    await zfs.snapshot(`${dataset}@s`);
+    const watched = new TransferServer({
+      pool: source.name,
+      zfs,
+      tls: nodeA,
+      host: "127.0.0.1",
+      port: 0,
+      stallTimeoutMs: 1_000,
+    });
+    const port = await watched.start();
+    try {
+      const client = connect({
+        host: "127.0.0.1",
+        port,
+        ca: ca.certPem,
+        cert: nodeB.certPem,
+        key: nodeB.keyPem,
+        servername: "node-a",
+        checkServerIdentity: () => undefined,
+      });
+      try {
+        // One chunk, then never read again: a peer behind a cut link looks like this.
+        await new Promise<void>((resolve, reject) => {
+          client.once("secureConnect", () =>
+            client.write(`${JSON.stringify({ v: 1, op: "send", volume: stalling, snapshot: "s" })}\n`),
+          );
+          client.once("data", () => {
+            client.pause();
+            resolve();
+          });
+          client.once("error", reject);
+        });
+        expect(await zfs.holdCount(`${dataset}@s`)).toBe(1);
+        // The server gives the send up on its own: the hold goes while the client still sits there.
+        for (let i = 0; i < 100 && (await zfs.holdCount(`${dataset}@s`)) > 0; i++)
+          await new Promise((r) => setTimeout(r, 100));
+      } finally {
+        client.destroy();
+      }
+      expect(await zfs.holdCount(`${dataset}@s`)).toBe(0);
+    } finally {
+      await watched.stop();
+    }
+  });
+
+  it("gives up a pull whose stream stops arriving, and leaves nothing behind", async () => {
+    // A peer that answers and then sends nothing, as one behind a cut link does.
+    const silent = createServer({
+      ca: ca.certPem,
+      cert: nodeA.certPem,
+      key: nodeA.keyPem,
+      requestCert: true,
+      rejectUnauthorized: true,
+    });
+    const open = new Set<TLSSocket>();
+    silent.on("secureConnection", (s) => {
+      open.add(s);
+      s.write(`${JSON.stringify({ ok: true, op: "send", guid: "1" })}\n`);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const at = { node: "node-a", host: "127.0.0.1", port: (silent.address() as AddressInfo).port };
+      const into = { zfs, dataset: volumeDataset(target.name, "silent") };
+      await expect(
+        pullSnapshot(at, nodeB, { volume, snapshot: "s1" }, into, undefined, 1_000),
+      ).rejects.toThrow(/no byte moved for 1 s/);
+      expect(await zfs.exists(into.dataset)).toBe(false);
+    } finally {
+      for (const s of open) s.destroy();
+      silent.close();
+    }
+  });
+
   it("leaves the target as it was when the stream breaks mid-way", async () => {
     writeFileSync(join(srcDir(), "big.bin"), randomBytes(48 * 1024 * 1024));
     await zfs.snapshot(`${volumeDataset(source.name, volume)}@s3`);
