@@ -56,8 +56,20 @@ describe("csi-node flags", () => {
     const parsed = parseNodeFlags(["--pool=tank", "--resync=2"], { NODE_NAME: "n1" });
     expect(parsed).toMatchObject({
       help: false,
-      config: { nodeId: "n1", pool: "tank", resyncMs: 2000, replicaSyncMs: 30_000 },
+      config: {
+        nodeId: "n1",
+        pool: "tank",
+        resyncMs: 2000,
+        replicaSyncMs: 30_000,
+        stateDir: "/var/lib/skein/csi-node",
+      },
     });
+    expect(parseNodeFlags(["--pool=tank", "--state-dir=/srv/skein"], {})).toMatchObject({
+      config: { stateDir: "/srv/skein" },
+    });
+    expect(() => parseNodeFlags(["--pool=tank", "--state-dir=state"], {})).toThrow(
+      /--state-dir must be an absolute path/,
+    );
     expect(parseNodeFlags(["--pool=tank", "--replica-sync=0.5"], {})).toMatchObject({
       config: { replicaSyncMs: 500 },
     });

@@ -4,6 +4,7 @@
  * half-started plugin. Pure; main.ts acts on the result.
  */
 import { hostname } from "node:os";
+import { isAbsolute } from "node:path";
 import { parseArgs } from "node:util";
 import { InvalidInputError } from "../kit/errors.ts";
 import { parseListenAddress } from "../kit/serve.ts";
@@ -38,7 +39,11 @@ export interface NodeConfig extends CommonConfig {
   replicaSyncMs: number;
   /** Absent when no certificate source is given: the node then neither sends nor receives volumes. */
   transfer: TransferConfig | undefined;
+  /** What must outlive a restart of the process (the sends under way). */
+  stateDir: string;
 }
+
+export const DEFAULT_NODE_STATE_DIR = "/var/lib/skein/csi-node";
 
 /** The transfer endpoint's port when no flag says otherwise. */
 export const DEFAULT_TRANSFER_PORT = 7480;
@@ -92,7 +97,10 @@ ${COMMON_HELP}
                             (without either, this node cannot move volumes to or from others)
   --transfer-address H:P    where the transfer endpoint listens (default :7480)
   --transfer-port N         the port every node's endpoint listens on; peers are reached at
-                            their Node's InternalIP and this port (default: the listen port)`;
+                            their Node's InternalIP and this port (default: the listen port)
+  --state-dir DIR           where the node keeps what must outlive a restart of this process:
+                            the volume sends under way, so that holds a killed send leaves
+                            on zfs-fuse are released (default ${DEFAULT_NODE_STATE_DIR})`;
 
 export type Parsed<C> = { help: true } | { help: false; config: C };
 
@@ -159,6 +167,7 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
     "transfer-cert-dir": { type: "string" },
     "transfer-address": { type: "string" },
     "transfer-port": { type: "string" },
+    "state-dir": { type: "string" },
   });
   if (values.help) return { help: true };
   const nodeId = (values["node-id"] as string | undefined) ?? env.NODE_NAME ?? hostname();
@@ -179,8 +188,16 @@ export function parseNodeFlags(argv: string[], env: NodeJS.ProcessEnv = process.
       resyncMs: seconds("--resync", values.resync as string | undefined, 30),
       replicaSyncMs: seconds("--replica-sync", values["replica-sync"] as string | undefined, 30),
       transfer: transferConfig(values),
+      stateDir: stateDir(values["state-dir"] as string | undefined),
     },
   };
+}
+
+function stateDir(value: string | undefined): string {
+  if (value === undefined) return DEFAULT_NODE_STATE_DIR;
+  if (!isAbsolute(value))
+    throw new InvalidInputError(`--state-dir must be an absolute path, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 function transferConfig(values: Values): TransferConfig | undefined {

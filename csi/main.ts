@@ -4,6 +4,7 @@
  * in reverse (the socket first, so no new call arrives while the rest winds
  * down). Exit codes: 0 after a clean stop, 2 for a usage error, 1 otherwise.
  */
+import { join } from "node:path";
 import { describeError, InvalidInputError } from "../kit/errors.ts";
 import { loadKubeConfig } from "../kit/k8s/kubeconfig.ts";
 import { exitCodeFor, handleTermination } from "../kit/lifecycle.ts";
@@ -149,6 +150,8 @@ export async function nodeMain(argv: string[]): Promise<number> {
         port: transfer.listen.port,
         logger: log,
         authorize: (peer, request) => agent.refuseTransfer(peer, request),
+        awaitSnapshot: (volume, snapshot, ms) => agent.awaitFinal(volume, snapshot, ms),
+        ledgerPath: join(config.stateDir, "sends"),
       });
       await endpoint.start();
       stops.push(() => endpoint.stop());

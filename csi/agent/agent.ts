@@ -20,7 +20,7 @@ import { SkeinApi } from "../skein-api.ts";
 import type { Request } from "../transfer/protocol.ts";
 import type { TransferTls } from "../transfer/server.ts";
 import { OperationLocks } from "../wait.ts";
-import { INCOMING_PROPERTIES, incomingRoot, skeinRoot } from "../zfs/names.ts";
+import { INCOMING_PROPERTIES, incomingRoot, skeinRoot, volumeDataset } from "../zfs/names.ts";
 import type { Zfs } from "../zfs/runner.ts";
 import {
   type AgentContext,
@@ -34,6 +34,7 @@ import { reconcileMigration } from "./migration.ts";
 import { refusal, releasedFor } from "./migration-plan.ts";
 import { findOrphans, type Orphan, publishPool } from "./pool.ts";
 import { reconcileReplica } from "./replica.ts";
+import { SnapshotSignals } from "./snapshot-signals.ts";
 import { reconcileSnapshot } from "./snapshots.ts";
 import { reconcileVolume } from "./volumes.ts";
 
@@ -96,6 +97,7 @@ export class VolumeAgent {
       transfer: options.transfer,
       locks: options.locks ?? new OperationLocks(),
       fenced: new Set(),
+      finals: new SnapshotSignals(),
       lastRound: new Map(),
       replicaSyncMs: options.replicaSyncMs ?? 30_000,
       lastReplicaSync: new Map(),
@@ -158,6 +160,18 @@ export class VolumeAgent {
       return `volume ${request.volume} was released for the cutover: pull its final snapshot instead`;
     }
     return refusal(this.migrations.list(), (n) => this.volumes.get(n), this.options.node, peer, request);
+  }
+
+  /**
+   * True once `volume@snapshot` is a final snapshot this node released the
+   * volume with (at once if it is, else when the release is recorded, within
+   * `ms`): only then may the transfer endpoint send it to a waiting target. A
+   * final snapshot a killed agent left before recording its release is never it.
+   */
+  async awaitFinal(volume: string, snapshot: string, ms: number): Promise<boolean> {
+    const recorded = releasedFor(this.migrations.list(), volume, this.options.node)?.status?.finalSnapshot;
+    if (recorded === snapshot) return true;
+    return this.ctx.finals.wait(`${volumeDataset(this.options.pool, volume)}@${snapshot}`, ms);
   }
 
   /** The node this volume is being handed to, when this node has released it for a cutover. */

@@ -10,6 +10,7 @@ import type { SkeinApi } from "../skein-api.ts";
 import type { TransferTls } from "../transfer/server.ts";
 import type { OperationLocks } from "../wait.ts";
 import type { Zfs } from "../zfs/runner.ts";
+import type { SnapshotSignals } from "./snapshot-signals.ts";
 
 export interface AgentContext {
   node: string;
@@ -28,6 +29,8 @@ export interface AgentContext {
   locks: OperationLocks;
   /** Volumes this node released for a migration's cutover: no new mount, and they stay read-only. */
   fenced: Set<string>;
+  /** Final snapshots this process took and recorded; a target's pull waits on them at the transfer endpoint. */
+  finals: SnapshotSignals;
   /** Per migration (uid), when this node last finished a round as its target. */
   lastRound: Map<string, number>;
   /** How often a replica on this node pulls the owner's changes. */

@@ -28,6 +28,7 @@ import { describeError } from "../../kit/errors.ts";
 import { run } from "../../kit/exec.ts";
 import { isNotFound } from "../../kit/k8s/api-status.ts";
 import { formatPreciseTime } from "../../kit/k8s/conditions.ts";
+import { TransferError } from "../transfer/client.ts";
 import { ZfsError } from "../zfs/errors.ts";
 import { incomingDataset, volumeDataset } from "../zfs/names.ts";
 import { type AgentContext, type Outcome, volumeKey } from "./context.ts";
@@ -78,57 +79,33 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   try {
     const final = m.status?.finalSnapshot;
     if (final) {
-      // The downtime runs until this is done: as few commands as will do.
-      const owned = volumeDataset(ctx.pool, m.spec.volume);
       const copied = await ctx.zfs.exists(dataset);
       // A forced migration promotes the copy as it is: its owner is lost, there is nothing to pull.
       const bytes =
         !copied || m.spec.force
           ? 0
           : ((await pullRound(ctx, pullOf(ctx, m, source, dataset, final, false))) ?? 0);
-      if (copied) {
-        // Prepared by the rounds already, unless this agent restarted since.
-        if (!ctx.lastRound.has(m.metadata.uid ?? "")) await prepareCopy(ctx, volume, dataset);
-        // Under the volume's lock: a stale source copy in the way goes, and its own cleanup
-        // must not take the new one for it. The rename mounts it read-only where it belongs.
-        await ctx.locks.run([m.spec.volume], "take over a migrated volume", async () => {
-          await ctx.zfs.rename(dataset, owned).catch(async (err: unknown) => {
-            if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
-            await ctx.zfs.destroy(owned, { recursive: true, force: true });
-            await ctx.zfs.rename(dataset, owned);
-          });
-        });
-      } else if (await ctx.zfs.exists(owned)) {
-        // Renamed before a restart: finish what that attempt may have missed.
-        await prepareCopy(ctx, volume, owned);
-      } else {
-        throw new Error(
-          `neither ${dataset} nor ${owned} exists: the copy is gone; the migration will roll back`,
-        );
-      }
-      await patchStatus(ctx, m, {
-        round: (m.status?.round ?? 0) + 1,
-        bytesSent: (m.status?.bytesSent ?? 0) + bytes,
-        lastRoundBytes: bytes,
-        progressPercent: 100,
-        targetReadyTime: formatPreciseTime(ctx.now()),
-        transferError: null,
-      });
-      ctx.log.info(
-        { migration: m.metadata.name, bytes, promoted: m.spec.force === true },
-        m.spec.force
-          ? "promoted the replica; ready to take over"
-          : "received the final increment; ready to take over",
-      );
-      // The rounds' snapshots are no base for anything any more (the final one is kept).
-      await pruneLocal(ctx, owned, migrationSnapshotPrefix(m), { volume: m.spec.volume, snapshot: final });
+      await takeOver(ctx, m, volume, final, copied, bytes);
       return {};
     }
     const key = m.metadata.uid ?? "";
     const since = Date.now() - (ctx.lastRound.get(key) ?? 0);
     if ((m.status?.lastRoundBytes ?? Number.POSITIVE_INFINITY) <= SMALL_DELTA_BYTES && since < POLL_MS) {
-      // Close behind already: a round a second keeps it so without a busy loop.
-      return { requeueAfterMs: POLL_MS - since };
+      // Close behind already: a round a second keeps it so. Until the next one, wait at the
+      // source for its release: the final increment then starts the moment the volume is
+      // released, not when this node hears of it through the API server.
+      const finalName = finalSnapshot(m);
+      const pull = { ...pullOf(ctx, m, source, dataset, finalName, false), waitMs: POLL_MS - since };
+      const bytes = await pullRound(ctx, pull).then(
+        (b) => b ?? 0,
+        (err: unknown) => {
+          if (err instanceof TransferError && err.code === "PeerNotYet") return undefined;
+          throw err;
+        },
+      );
+      if (bytes === undefined) return { requeueAfterMs: 0 };
+      await takeOver(ctx, m, volume, finalName, true, bytes);
+      return {};
     }
     const round = (m.status?.round ?? 0) + 1;
     const bytes = await pullRound(ctx, pullOf(ctx, m, source, dataset, roundSnapshot(m, round), true));
@@ -153,6 +130,58 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
     }).catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The cutover's last steps on the target, once the final increment is in (or,
+ * for a forced migration, the replica is promoted as it is): the copy takes
+ * the volume's place, read-only until ownership moves here, and the target
+ * reports itself ready. The downtime runs until this is done: as few commands as will do.
+ */
+async function takeOver(
+  ctx: AgentContext,
+  m: VolumeMigration,
+  volume: Volume,
+  final: string,
+  copied: boolean,
+  bytes: number,
+): Promise<void> {
+  const dataset = incomingDataset(ctx.pool, m.spec.volume);
+  const owned = volumeDataset(ctx.pool, m.spec.volume);
+  if (copied) {
+    // Prepared by the rounds already, unless this agent restarted since.
+    if (!ctx.lastRound.has(m.metadata.uid ?? "")) await prepareCopy(ctx, volume, dataset);
+    // Under the volume's lock: a stale source copy in the way goes, and its own cleanup
+    // must not take the new one for it. The rename mounts it read-only where it belongs.
+    await ctx.locks.run([m.spec.volume], "take over a migrated volume", async () => {
+      await ctx.zfs.rename(dataset, owned).catch(async (err: unknown) => {
+        if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
+        await ctx.zfs.destroy(owned, { recursive: true, force: true });
+        await ctx.zfs.rename(dataset, owned);
+      });
+    });
+  } else if (await ctx.zfs.exists(owned)) {
+    // Renamed before a restart: finish what that attempt may have missed.
+    await prepareCopy(ctx, volume, owned);
+  } else {
+    throw new Error(`neither ${dataset} nor ${owned} exists: the copy is gone; the migration will roll back`);
+  }
+  await patchStatus(ctx, m, {
+    round: (m.status?.round ?? 0) + 1,
+    bytesSent: (m.status?.bytesSent ?? 0) + bytes,
+    lastRoundBytes: bytes,
+    progressPercent: 100,
+    targetReadyTime: formatPreciseTime(ctx.now()),
+    transferError: null,
+  });
+  ctx.log.info(
+    { migration: m.metadata.name, bytes, promoted: m.spec.force === true },
+    m.spec.force
+      ? "promoted the replica; ready to take over"
+      : "received the final increment; ready to take over",
+  );
+  // The rounds' snapshots are no base for anything any more (the final one is kept).
+  await pruneLocal(ctx, owned, migrationSnapshotPrefix(m), { volume: m.spec.volume, snapshot: final });
 }
 
 /**
@@ -300,14 +329,21 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
     if (!(err instanceof ZfsError && /not currently mounted/.test(err.message))) throw err;
   });
   await ctx.zfs.set(dataset, { readonly: "on" });
-  await ctx.zfs.snapshot(final).catch((err: unknown) => {
-    // Taken already, by this release before a restart.
+  await ctx.zfs.snapshot(final).catch(async (err: unknown) => {
     if (!(err instanceof ZfsError && err.code === "ZfsAlreadyExists")) throw err;
+    // Taken by this process, whose record of the release failed: still the latest data.
+    if (ctx.finals.has(final)) return;
+    // Left by a killed agent before it recorded the release: pods may have written since.
+    await ctx.zfs.destroy(final);
+    await ctx.zfs.snapshot(final);
   });
   await patchStatus(ctx, m, {
     finalSnapshot: finalSnapshot(m),
     sourceReleasedTime: formatPreciseTime(releasedAt),
   });
+  // Recorded: a target waiting at the transfer endpoint may have it now. Never before, or a
+  // release whose record is lost could hand over data that later writes leave behind.
+  ctx.finals.commit(final);
   ctx.log.info(
     { migration: m.metadata.name, target: m.spec.targetNode },
     "released the volume for the cutover",

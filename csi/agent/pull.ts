@@ -25,6 +25,8 @@ export interface Pull {
   snapshot: string;
   /** Ask the peer to take `snapshot` now (a round), rather than send one it has. */
   take: boolean;
+  /** Not ready yet, the peer waits this long for `snapshot` (a cutover's final one), then answers NotYet. */
+  waitMs?: number;
   /**
    * After the pull, local transfer snapshots with this prefix go, but for those
    * the next pulls need; none go when absent (a cutover prunes after it is done).
@@ -97,6 +99,7 @@ async function receive(ctx: AgentContext, pull: Pull, base: string | undefined):
       from: base,
       intermediates: base !== undefined,
       take: pull.take,
+      waitMs: pull.waitMs,
     },
     { zfs: ctx.zfs, dataset: pull.dataset, force: base !== undefined },
     (bytes) => {

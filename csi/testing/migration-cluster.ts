@@ -185,6 +185,8 @@ export async function startMigrationCluster(options: {
               `--replica-sync=${options.replicaSyncS ?? 30}`,
               `--transfer-secret-namespace=${NAMESPACE}`,
               `--transfer-address=${n.address}:${TRANSFER_PORT}`,
+              // Outlives a killed agent, as the chart's host path does.
+              `--state-dir=${join(dir, `${n.name}-state`)}`,
             ]),
           ],
           join(dir, `${n.name}.log`),

@@ -105,6 +105,8 @@ export interface PullRequest {
   intermediates?: boolean;
   /** Ask the peer to take `snapshot` first (a "round"; the name must carry the transfer prefix). */
   take?: boolean;
+  /** Not taken yet, the peer waits this long for `snapshot` before it answers NotYet (at most MAX_WAIT_MS). */
+  waitMs?: number;
 }
 
 export interface PullResult {

@@ -30,8 +30,21 @@ const TRANSFER_SNAPSHOT = /^skein-xfer-[a-z0-9][a-z0-9-]{0,100}$/;
 export type Request =
   /** The volume's snapshots, oldest first: the client finds the newest common one. */
   | { v: 1; op: "snapshots"; volume: string }
-  /** Stream `volume@snapshot`, incremental from `from` when given. */
-  | { v: 1; op: "send"; volume: string; snapshot: string; from?: string; intermediates?: boolean }
+  /**
+   * Stream `volume@snapshot`, incremental from `from` when given. With
+   * `waitMs`, a snapshot not taken yet is waited for that long (a cutover's
+   * final one: the stream then starts the moment the source releases the
+   * volume); still missing, the answer is NotYet.
+   */
+  | {
+      v: 1;
+      op: "send";
+      volume: string;
+      snapshot: string;
+      from?: string;
+      intermediates?: boolean;
+      waitMs?: number;
+    }
   /**
    * Take `volume@snapshot` now (or reuse it, on a retry) and stream it,
    * incremental from `from` with every snapshot in between (`-I`), else full.
@@ -50,7 +63,10 @@ export type Response =
   | { ok: true; op: "send"; guid: string }
   | { ok: false; code: TransferErrorCode; message: string };
 
-export type TransferErrorCode = "BadRequest" | "NotFound" | "Forbidden" | "Failed";
+export type TransferErrorCode = "BadRequest" | "NotFound" | "NotYet" | "Forbidden" | "Failed";
+
+/** The longest a send may wait for its snapshot: a waiting peer holds a connection and a worker. */
+export const MAX_WAIT_MS = 5_000;
 
 function field(obj: Record<string, unknown>, name: string, pattern: RegExp, what: string): string {
   const value = obj[name];
@@ -104,6 +120,13 @@ export function parseRequest(line: string): Request {
     if (request.from === undefined)
       throw new InvalidInputError('transfer request: "intermediates" needs "from"');
     request.intermediates = r.intermediates;
+  }
+  if (r.waitMs !== undefined) {
+    if (typeof r.waitMs !== "number" || !Number.isInteger(r.waitMs) || r.waitMs < 0 || r.waitMs > MAX_WAIT_MS)
+      throw new InvalidInputError(
+        `transfer request: "waitMs" must be a whole number from 0 to ${MAX_WAIT_MS}`,
+      );
+    request.waitMs = r.waitMs;
   }
   return request;
 }

@@ -23,6 +23,7 @@ import {
   type Response,
   type SnapshotInfo,
 } from "./protocol.ts";
+import { SendLedger, temporarySendTag } from "./send-ledger.ts";
 import { STALL_TIMEOUT_MS, watchForStall } from "./stall.ts";
 
 export interface TransferTls {
@@ -43,11 +44,24 @@ export interface TransferServerOptions {
   /** A send that moves no byte for this long is aborted (a cut link, a peer that stopped reading). */
   stallTimeoutMs?: number;
   /**
+   * A file that outlives this process, where the sends under way are written
+   * down (see SendLedger): without it, holds that zfs-fuse leaks when a send is
+   * killed keep their snapshots until the pool is re-imported.
+   */
+  ledgerPath?: string;
+  /**
    * Whether the authenticated `peer` may have what it asks for: undefined to
    * allow, else why not (the peer is told). The node agent allows only the
    * target of a migration of that volume away from this node. Default: allow.
    */
   authorize?: (peer: string, request: Request) => string | undefined;
+  /**
+   * For a send with `waitMs`: resolves true once `volume@snapshot` may be
+   * sent (at once if it may), false after `ms`. The node agent says so of a
+   * cutover's final snapshot once the release is recorded. Without it, such a
+   * send waits for nothing.
+   */
+  awaitSnapshot?: (volume: string, snapshot: string, ms: number) => Promise<boolean>;
 }
 
 /**
@@ -61,9 +75,11 @@ export class TransferServer {
   private readonly server: TlsServer;
   private readonly log: Logger;
   private readonly sockets = new Set<TLSSocket>();
+  private readonly ledger: SendLedger | undefined;
 
   constructor(private readonly options: TransferServerOptions) {
     this.log = options.logger ?? createLogger("transfer-server");
+    this.ledger = options.ledgerPath === undefined ? undefined : new SendLedger(options.ledgerPath);
     this.server = createServer({
       ca: options.tls.caPem,
       cert: options.tls.certPem,
@@ -111,20 +127,26 @@ export class TransferServer {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
-  /** Holds of a killed earlier run (no send is under way before the endpoint listens). */
+  /**
+   * Holds a killed earlier run left: its own tags, and the temporary ones of
+   * the sends it had under way (no send is under way before the endpoint listens).
+   */
   private async releaseStaleHolds(): Promise<void> {
     const zfs = this.options.zfs;
     const root = skeinRoot(this.options.pool);
-    if (!(await zfs.exists(root))) return;
-    const rows = await zfs.list([root], {
-      types: ["snapshot"],
-      columns: ["name", "userrefs"],
-      recursive: true,
-    });
-    for (const { name } of rows.filter((r) => r.userrefs !== "0")) {
-      for (const tag of HOLD_TAGS) await zfs.release(tag, [name]).catch(() => undefined);
-      this.log.info({ snapshot: name }, "released the send holds a stopped agent left");
+    const tags = [...HOLD_TAGS, ...(this.ledger?.leftover() ?? []).map(temporarySendTag)];
+    if (await zfs.exists(root)) {
+      const rows = await zfs.list([root], {
+        types: ["snapshot"],
+        columns: ["name", "userrefs"],
+        recursive: true,
+      });
+      for (const { name } of rows.filter((r) => r.userrefs !== "0")) {
+        for (const tag of tags) await zfs.release(tag, [name]).catch(() => undefined);
+        this.log.info({ snapshot: name }, "released the send holds a stopped agent left");
+      }
     }
+    this.ledger?.reset();
   }
 
   private async serve(socket: TLSSocket): Promise<void> {
@@ -223,25 +245,53 @@ export class TransferServer {
     const zfs = this.options.zfs;
     const snapshot = `${dataset}@${request.snapshot}`;
     const from = request.from === undefined ? undefined : `${dataset}@${request.from}`;
-    const held = [snapshot, ...(from ? [from] : [])];
     const holds: Array<[tag: string, snapshot: string]> = [];
-    try {
-      for (const s of held) {
-        // The hold is the existence check too: one command less on the cutover's path.
-        const tag = await holdSlot(zfs, s).catch(async (err: unknown) => {
-          if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
-          await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${s} does not exist` });
-          return undefined;
-        });
-        if (tag === undefined) return;
-        holds.push([tag, s]);
+    // The hold is the existence check too: one command less on the cutover's path.
+    const hold = async (s: string): Promise<boolean> => {
+      try {
+        holds.push([await holdSlot(zfs, s), s]);
+        return true;
+      } catch (err) {
+        if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
+        await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${s} does not exist` });
+        return false;
       }
-      const guid = (await zfs.properties(snapshot, ["guid"])).get("guid")?.value ?? "";
+    };
+    try {
+      // The base first, before any waiting: what is left once the snapshot is ready is short.
+      if (from && !(await hold(from))) return;
+      const wait = request.waitMs ?? 0;
+      if (wait > 0 && this.options.awaitSnapshot) {
+        if (!(await this.options.awaitSnapshot(request.volume, request.snapshot, wait))) {
+          await reply(socket, {
+            ok: false,
+            code: "NotYet",
+            message: `snapshot ${snapshot} was not ready to send within ${wait} ms`,
+          });
+          return;
+        }
+      }
+      // Two commands at once: the hold (the existence check too) and the GUID the peer checks.
+      const [held, guid] = await Promise.all([
+        hold(snapshot),
+        zfs.properties(snapshot, ["guid"]).then(
+          (p) => p.get("guid")?.value ?? "",
+          (err: unknown) => ({ failed: err }),
+        ),
+      ]);
+      if (!held) return;
+      if (typeof guid !== "string") throw guid.failed;
       await reply(socket, { ok: true, op: "send", guid });
+      // Spawned only now: a child's output nobody listens to yet is dropped when it exits.
       const argv = sendArgs(snapshot, { from, intermediates: request.intermediates }, zfs.capabilities);
-      const started = Date.now();
       const [program, ...args] = argv;
+      const started = Date.now();
       const child = spawn(program, args, { stdio: ["ignore", "pipe", "pipe"] });
+      const pid = child.pid;
+      if (pid !== undefined) {
+        this.ledger?.started(pid);
+        child.once("close", () => this.ledger?.finished(pid));
+      }
       let stderr = "";
       child.stderr.setEncoding("utf8").on("data", (c: string) => {
         if (stderr.length < 8192) stderr += c;

@@ -1,15 +1,18 @@
+import { spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { connect, createServer, type TLSSocket } from "node:tls";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCa, issueNodeCert, type PemPair } from "../../kit/pki.ts";
 import { createPool, type Pool } from "../../test/fixtures/pool.ts";
+import { scratchDir } from "../../test/fixtures/scratch.ts";
 import { skeinRoot, volumeDataset } from "../zfs/names.ts";
 import { Zfs } from "../zfs/runner.ts";
 import { listPeerSnapshots, pullSnapshot, TransferError } from "./client.ts";
 import { newestCommon } from "./protocol.ts";
+import { SendLedger } from "./send-ledger.ts";
 import { TransferServer, type TransferTls } from "./server.ts";
 
 const tlsOf = (ca: PemPair, node: PemPair): TransferTls => ({
@@ -36,10 +39,12 @@ describe("transfer endpoint", () => {
   let nodeB: TransferTls;
   let server: TransferServer;
   let peer: { node: string; host: string; port: number };
+  let ledgerDir: string;
   const volume = "vol-1";
 
   beforeAll(async () => {
     [source, target] = [await createPool(), await createPool()];
+    ledgerDir = scratchDir("transfer");
     zfs = await Zfs.detect();
     ca = await createCa("skein-transfer-ca");
     nodeA = tlsOf(ca, await issueNodeCert(ca, "node-a"));
@@ -54,6 +59,7 @@ describe("transfer endpoint", () => {
     await server?.stop();
     await source?.destroy();
     await target?.destroy();
+    if (ledgerDir) rmSync(ledgerDir, { recursive: true, force: true });
   });
 
   const srcDir = () => join(source.mountRoot, "skein", volume);
@@ -223,6 +229,47 @@ describe("transfer endpoint", () => {
       await guarded.stop();
     }
   });
+  it("waits with a send for a snapshot the agent has yet to release, and only for one it releases", async () => {
+    const dataset = volumeDataset(source.name, volume);
+    let release: (() => void) | undefined;
+    const waiting = new TransferServer({
+      pool: source.name,
+      zfs,
+      tls: nodeA,
+      host: "127.0.0.1",
+      port: 0,
+      // What the agent says of a cutover's final snapshot: ready once released, not before.
+      awaitSnapshot: (_volume, snapshot, ms) =>
+        new Promise<boolean>((resolve) => {
+          if (snapshot !== "final") return resolve(false);
+          release = () => resolve(true);
+          setTimeout(() => resolve(false), ms);
+        }),
+    });
+    const at = { node: "node-a", host: "127.0.0.1", port: await waiting.start() };
+    const into = { zfs, dataset: volumeDataset(target.name, volume), force: true };
+    try {
+      const base = (await zfs.snapshots(volumeDataset(target.name, volume))).at(-1)?.split("@")[1];
+      const pulled = pullSnapshot(at, nodeB, { volume, snapshot: "final", from: base, waitMs: 5_000 }, into);
+      for (let i = 0; i < 50 && !release; i++) await new Promise((r) => setTimeout(r, 20));
+      writeFileSync(join(srcDir(), "last-words.txt"), "written before the release");
+      await zfs.snapshot(`${dataset}@final`);
+      release?.();
+      expect((await pulled).bytes).toBeGreaterThan(0);
+      expect(readFileSync(join(dstDir(), "last-words.txt"), "utf8")).toBe("written before the release");
+      // Existing is not enough: one the agent never released is refused after the wait.
+      await zfs.snapshot(`${dataset}@stale`);
+      await expect(
+        pullSnapshot(at, nodeB, { volume, snapshot: "stale", from: "final", waitMs: 100 }, into),
+      ).rejects.toThrow(/PeerNotYet|not ready to send within 100 ms/);
+      expect(await zfs.exists(`${volumeDataset(target.name, volume)}@stale`)).toBe(false);
+      // As the next test expects the copy.
+      await zfs.rollback(`${volumeDataset(target.name, volume)}@${base}`, { destroyNewer: true });
+    } finally {
+      await waiting.stop();
+    }
+  });
+
   it("gives up a send whose peer stops reading, and releases its holds", async () => {
     const stalling = "vol-stall";
     const dataset = volumeDataset(source.name, stalling);
@@ -237,6 +284,7 @@ describe("transfer endpoint", () => {
       host: "127.0.0.1",
       port: 0,
       stallTimeoutMs: 1_000,
+      ledgerPath: join(ledgerDir, "stall-sends"),
     });
     const port = await watched.start();
     try {
@@ -262,6 +310,8 @@ describe("transfer endpoint", () => {
           client.once("error", reject);
         });
         expect(await zfs.holdCount(`${dataset}@s`)).toBe(1);
+        // Written down while it runs, so a restart after a kill can find its holds.
+        expect(new SendLedger(join(ledgerDir, "stall-sends")).leftover()).toHaveLength(1);
         // The server gives the send up on its own: the hold goes while the client still sits there.
         for (let i = 0; i < 100 && (await zfs.holdCount(`${dataset}@s`)) > 0; i++)
           await new Promise((r) => setTimeout(r, 100));
@@ -271,6 +321,36 @@ describe("transfer endpoint", () => {
       expect(await zfs.holdCount(`${dataset}@s`)).toBe(0);
     } finally {
       await watched.stop();
+    }
+  });
+
+  it("releases on start the holds a killed incremental send left (zfs-fuse leaks them)", async () => {
+    const dataset = volumeDataset(source.name, volume);
+    const ledgerPath = join(ledgerDir, "killed-sends");
+    // A send the way a killed agent leaves it: recorded, then gone mid-stream.
+    const send = spawn("zfs", ["send", "-I", `${dataset}@s1`, `${dataset}@s2`], {
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    new SendLedger(ledgerPath).started(send.pid ?? 0);
+    await new Promise((resolve) => send.stdout.once("data", resolve));
+    send.kill("SIGKILL");
+    await new Promise((resolve) => send.once("close", resolve));
+    expect(await zfs.holdCount(`${dataset}@s2`)).toBeGreaterThan(0);
+    const restarted = new TransferServer({
+      pool: source.name,
+      zfs,
+      tls: nodeA,
+      host: "127.0.0.1",
+      port: 0,
+      ledgerPath,
+    });
+    await restarted.start();
+    try {
+      expect(await zfs.holdCount(`${dataset}@s1`)).toBe(0);
+      expect(await zfs.holdCount(`${dataset}@s2`)).toBe(0);
+      expect(new SendLedger(ledgerPath).leftover()).toEqual([]);
+    } finally {
+      await restarted.stop();
     }
   });
 
