@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { InvalidInputError } from "../kit/errors.ts";
 import { parseControllerFlags, parseNodeFlags } from "./driver.ts";
-import { bindMountArgs, parseFindmnt, remountReadOnlyArgs, unmountArgs } from "./mount.ts";
+import { bindMountArgs, bindsOf, parseMountInfo, remountReadOnlyArgs, unmountArgs } from "./mount.ts";
 
 describe("csi-controller flags", () => {
   it("has defaults", () => {
@@ -95,15 +95,40 @@ describe("mount commands", () => {
     expect(unmountArgs("/t")).toEqual(["umount", "--", "/t"]);
   });
 
-  it("reads findmnt's JSON, topmost mount last", () => {
-    const out = JSON.stringify({
-      filesystems: [
-        { source: "tank/skein/a", fstype: "fuse.zfs", options: "rw,relatime" },
-        { source: "tank/skein/b", fstype: "fuse.zfs", options: "ro,relatime" },
-      ],
+  it("reads the mount table, with escaped paths, read-only binds and stacked mounts in order", () => {
+    const table = [
+      "22 1 0:21 / / rw,relatime shared:1 - ext4 /dev/sda1 rw",
+      "57 22 0:41 / /srv/tank rw,relatime - fuse.zfs tank rw,user_id=0",
+      "58 57 0:42 / /srv/tank/skein rw,relatime - fuse.zfs tank/skein rw,user_id=0",
+      "59 58 0:43 / /srv/tank/skein/vol-1 rw,relatime - fuse.zfs tank/skein/vol-1 rw,user_id=0",
+      "70 22 0:43 / /var/lib/kubelet/pods/p1/vol\\040a ro,relatime shared:9 - fuse.zfs tank/skein/vol-1 rw,user_id=0",
+      "71 22 0:43 / /var/lib/kubelet/pods/p2/vol rw,relatime - fuse.zfs tank/skein/vol-1 rw,user_id=0",
+      "72 71 0:44 / /var/lib/kubelet/pods/p2/vol rw,relatime - zfs tank/skein/vol-2 rw",
+      "not a mountinfo line",
+    ].join("\n");
+    const mounts = parseMountInfo(table);
+    expect(mounts).toHaveLength(7);
+    expect(mounts[4]).toEqual({
+      id: 70,
+      parent: 22,
+      target: "/var/lib/kubelet/pods/p1/vol a",
+      fstype: "fuse.zfs",
+      source: "tank/skein/vol-1",
+      readOnly: true,
     });
-    expect(parseFindmnt(out)).toEqual({ source: "tank/skein/b", fstype: "fuse.zfs", readOnly: true });
-    expect(parseFindmnt(JSON.stringify({ filesystems: [] }))).toBeUndefined();
+    // Its own mount (on its parent dataset's) is not a publication; the binds into pods are.
+    expect(bindsOf(mounts, "tank/skein/vol-1")).toEqual([
+      "/var/lib/kubelet/pods/p1/vol a",
+      "/var/lib/kubelet/pods/p2/vol",
+    ]);
+    expect(bindsOf(mounts, "tank/skein/vol-3")).toEqual([]);
+    // Without its parent's mount, the dataset's own mount counts too: wait rather than pull it from a pod.
+    expect(
+      bindsOf(
+        mounts.filter((m) => m.id !== 58),
+        "tank/skein/vol-1",
+      ),
+    ).toHaveLength(3);
   });
 });
 

@@ -11,7 +11,7 @@ import { run } from "../kit/exec.ts";
 import type { Logger } from "../kit/log.ts";
 import { holderOf } from "./agent/context.ts";
 import { CsiError } from "./grpc/status.ts";
-import { bindMountArgs, type MountInfo, mountOf, remountReadOnlyArgs, unmountArgs } from "./mount.ts";
+import { bindMountArgs, type Mount, mountOf, remountReadOnlyArgs, unmountArgs } from "./mount.ts";
 import type * as csi from "./proto/types.ts";
 import {
   isReadOnlyMode,
@@ -124,7 +124,7 @@ export class NodeServer {
       const { dataset, mountpoint } = await this.datasetMount(name);
       const existing = await mountOf(target);
       if (existing) {
-        if (!sameDataset(existing, dataset) || existing.readOnly !== readOnly) {
+        if (existing.source !== dataset || existing.readOnly !== readOnly) {
           throw new CsiError(
             "ALREADY_EXISTS",
             `${target} already has ${existing.source} mounted ${existing.readOnly ? "read-only" : "read-write"}; unpublish it first`,
@@ -166,11 +166,11 @@ export class NodeServer {
   }
 
   /** The volume's mount at `path`, NOT_FOUND when the path is not where it is published. */
-  private async publishedAt(name: string, path: string): Promise<MountInfo> {
+  private async publishedAt(name: string, path: string): Promise<Mount> {
     await this.volume(name);
     const dataset = volumeDataset(this.options.pool, name);
     const mount = await mountOf(path).catch(() => undefined);
-    if (!mount || !sameDataset(mount, dataset)) {
+    if (!mount || mount.source !== dataset) {
       throw new CsiError("NOT_FOUND", `volume ${name} is not published at ${path}`);
     }
     return mount;
@@ -203,9 +203,4 @@ export class NodeServer {
     const space = await this.options.zfs.space(volumeDataset(this.options.pool, name));
     return { capacity_bytes: space.refquota ?? 0 };
   }
-}
-
-/** findmnt names a FUSE mount (and binds of it) by dataset; a kernel ZFS bind shows the dataset too. */
-function sameDataset(mount: MountInfo, dataset: string): boolean {
-  return mount.source === dataset || mount.source.startsWith(`${dataset}[`);
 }

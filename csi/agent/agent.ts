@@ -163,15 +163,19 @@ export class VolumeAgent {
   }
 
   /**
-   * True once `volume@snapshot` is a final snapshot this node released the
-   * volume with (at once if it is, else when the release is recorded, within
-   * `ms`): only then may the transfer endpoint send it to a waiting target. A
-   * final snapshot a killed agent left before recording its release is never it.
+   * The GUID of `volume@snapshot` once it is a final snapshot this node
+   * released the volume with (at once if it is, else when the release is
+   * recorded, within `ms`), else undefined: only then may the transfer
+   * endpoint send it to a waiting target. A final snapshot a killed agent left
+   * before recording its release is never it.
    */
-  async awaitFinal(volume: string, snapshot: string, ms: number): Promise<boolean> {
+  async awaitFinal(volume: string, snapshot: string, ms: number): Promise<string | undefined> {
+    const full = `${volumeDataset(this.options.pool, volume)}@${snapshot}`;
     const recorded = releasedFor(this.migrations.list(), volume, this.options.node)?.status?.finalSnapshot;
-    if (recorded === snapshot) return true;
-    return this.ctx.finals.wait(`${volumeDataset(this.options.pool, volume)}@${snapshot}`, ms);
+    // Recorded by this node before a restart: the snapshot is the one, its GUID on disk.
+    if (recorded === snapshot && !this.ctx.finals.has(full))
+      return (await this.options.zfs.properties(full, ["guid"])).get("guid")?.value;
+    return this.ctx.finals.wait(full, ms);
   }
 
   /** The node this volume is being handed to, when this node has released it for a cutover. */

@@ -6,15 +6,19 @@
  *                  report, and moves `Volume.spec.ownerNode` by compare-and-swap
  *   target agent   pulls: each reconcile is one round (the source takes a
  *                  fresh snapshot and streams the increment from the newest
- *                  snapshot both have); the copy stays read-only and carries no
- *                  Skein tags, so nothing mounts or adopts it; after the final
- *                  increment it sets capacity and tags and reports targetReadyTime
+ *                  snapshot both have); the copy stays read-only and unmounted
+ *                  under the incoming root, where nothing mounts or adopts it,
+ *                  and gets the volume's capacity and tags during the rounds.
+ *                  Once close behind, it waits between rounds at the source's
+ *                  endpoint for the final increment; with it in, it renames the
+ *                  copy into place and reports targetReadyTime
  *   source agent   serves the rounds (transfer endpoint, holds while sending)
  *                  and, once the copy is close behind and no pod has the volume
- *                  mounted, releases it: fences new mounts, sets the dataset
+ *                  mounted, releases it: fences new mounts, unmounts it, sets it
  *                  read-only, takes the final snapshot and reports it with the
- *                  time (the start of the downtime). After Completed it
- *                  destroys its copy; after Failed/RolledBack it lifts the fence.
+ *                  time (the start of the downtime), then lets the waiting
+ *                  target have it. After Completed it destroys its copy; after
+ *                  Failed/RolledBack it lifts the fence.
  *
  * Invariants: the source's dataset is never touched before the handoff except
  * to make it read-only (so it stays intact and, until released, in use); the
@@ -25,9 +29,9 @@
  */
 import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
 import { describeError } from "../../kit/errors.ts";
-import { run } from "../../kit/exec.ts";
 import { isNotFound } from "../../kit/k8s/api-status.ts";
 import { formatPreciseTime } from "../../kit/k8s/conditions.ts";
+import { publishedAt } from "../mount.ts";
 import { TransferError } from "../transfer/client.ts";
 import { ZfsError } from "../zfs/errors.ts";
 import { incomingDataset, volumeDataset } from "../zfs/names.ts";
@@ -72,6 +76,17 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   if (isTerminal(m)) {
     if (m.status?.phase !== "Completed" && volume?.spec.ownerNode !== ctx.node)
       await discardCopy(ctx, m, dataset);
+    const uid = m.metadata.uid ?? "";
+    const final = m.status?.finalSnapshot;
+    if (m.status?.phase === "Completed" && final && ctx.lastRound.has(uid)) {
+      // Taken over here: the rounds' snapshots are no base for anything any more (the final
+      // one is kept). Pruned only now, so the cutover's downtime waits for none of it.
+      await pruneLocal(ctx, volumeDataset(ctx.pool, m.spec.volume), migrationSnapshotPrefix(m), {
+        volume: m.spec.volume,
+        snapshot: final,
+      });
+      ctx.lastRound.delete(uid);
+    }
     return {};
   }
   if (!isMoving(m) || !volume || m.status?.targetReadyTime || volume.spec.ownerNode === ctx.node) return {};
@@ -85,7 +100,7 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
         !copied || m.spec.force
           ? 0
           : ((await pullRound(ctx, pullOf(ctx, m, source, dataset, final, false))) ?? 0);
-      await takeOver(ctx, m, volume, final, copied, bytes);
+      await takeOver(ctx, m, volume, copied, bytes);
       return {};
     }
     const key = m.metadata.uid ?? "";
@@ -104,7 +119,7 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
         },
       );
       if (bytes === undefined) return { requeueAfterMs: 0 };
-      await takeOver(ctx, m, volume, finalName, true, bytes);
+      await takeOver(ctx, m, volume, true, bytes);
       return {};
     }
     const round = (m.status?.round ?? 0) + 1;
@@ -142,7 +157,6 @@ async function takeOver(
   ctx: AgentContext,
   m: VolumeMigration,
   volume: Volume,
-  final: string,
   copied: boolean,
   bytes: number,
 ): Promise<void> {
@@ -180,8 +194,8 @@ async function takeOver(
       ? "promoted the replica; ready to take over"
       : "received the final increment; ready to take over",
   );
-  // The rounds' snapshots are no base for anything any more (the final one is kept).
-  await pruneLocal(ctx, owned, migrationSnapshotPrefix(m), { volume: m.spec.volume, snapshot: final });
+  // The final increment was a round too; and the migration's end prunes the rounds it finds here.
+  ctx.lastRound.set(m.metadata.uid ?? "", Date.now());
 }
 
 /**
@@ -306,11 +320,11 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
   if (!closeBehind(m)) return {};
   // Looked at without the lock first, so a pod still using the volume is not
   // kept from unpublishing it by the check itself.
-  if ((await publishedAt(ctx, dataset)).length > 0) return { requeueAfterMs: POLL_MS };
+  if ((await publishedAt(dataset)).length > 0) return { requeueAfterMs: POLL_MS };
   const released = await ctx.locks
     .run([volumeName], "release for a migration", async () => {
       ctx.fenced.add(volumeName);
-      const mounts = await publishedAt(ctx, dataset);
+      const mounts = await publishedAt(dataset);
       if (mounts.length > 0) {
         ctx.fenced.delete(volumeName);
         return false;
@@ -337,13 +351,17 @@ async function source(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
     await ctx.zfs.destroy(final);
     await ctx.zfs.snapshot(final);
   });
-  await patchStatus(ctx, m, {
-    finalSnapshot: finalSnapshot(m),
-    sourceReleasedTime: formatPreciseTime(releasedAt),
-  });
+  // The GUID is read while the record is written (the API server is no ZFS command to wait behind).
+  const [guid] = await Promise.all([
+    ctx.zfs.properties(final, ["guid"]).then((p) => p.get("guid")?.value ?? ""),
+    patchStatus(ctx, m, {
+      finalSnapshot: finalSnapshot(m),
+      sourceReleasedTime: formatPreciseTime(releasedAt),
+    }),
+  ]);
   // Recorded: a target waiting at the transfer endpoint may have it now. Never before, or a
   // release whose record is lost could hand over data that later writes leave behind.
-  ctx.finals.commit(final);
+  ctx.finals.commit(final, guid);
   ctx.log.info(
     { migration: m.metadata.name, target: m.spec.targetNode },
     "released the volume for the cutover",
@@ -399,17 +417,6 @@ async function pruneSource(ctx: AgentContext, m: VolumeMigration, dataset: strin
     if (s.startsWith(prefix) && (await ctx.zfs.holdCount(s)) === 0)
       await ctx.zfs.destroy(s).catch(() => undefined);
   }
-}
-
-/** Bind mounts of the dataset on this node (pods using it), besides its own mountpoint. */
-export async function publishedAt(ctx: AgentContext, dataset: string): Promise<string[]> {
-  const mountpoint = (await ctx.zfs.properties(dataset, ["mountpoint"])).get("mountpoint")?.value;
-  const { stdout } = await run(["findmnt", "--list", "--noheadings", "--output", "SOURCE,TARGET"]);
-  return stdout
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .filter(([src, tgt]) => (src === dataset || src?.startsWith(`${dataset}[`)) && tgt !== mountpoint)
-    .map(([, tgt]) => tgt ?? "");
 }
 
 // ---- shared ----

@@ -13,9 +13,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Volume } from "../../api/v1alpha1/index.ts";
 import { describeError } from "../../kit/errors.ts";
-import { run } from "../../kit/exec.ts";
 import { isConflict, isNotFound } from "../../kit/k8s/api-status.ts";
 import { CsiError } from "../grpc/status.ts";
+import { publishedAt } from "../mount.ts";
 import { DATASET_FINALIZER, DELETE_REQUESTED_ANNOTATION, finalizerPatch } from "../skein-api.ts";
 import { ZfsError } from "../zfs/errors.ts";
 import { volumeDataset, volumeSnapshot } from "../zfs/names.ts";
@@ -299,7 +299,7 @@ async function destroyDataset(ctx: AgentContext, dataset: string): Promise<void>
   for (let attempt = 0; ; attempt++) {
     // Checked before every attempt: even a plain destroy unmounts the dataset,
     // which would pull the filesystem from under a pod's bind mount.
-    const published = await publishedAt(ctx, dataset);
+    const published = await publishedAt(dataset);
     if (published.length > 0) {
       throw new CsiError(
         "FAILED_PRECONDITION",
@@ -315,20 +315,6 @@ async function destroyDataset(ctx: AgentContext, dataset: string): Promise<void>
       await sleep(wait);
     }
   }
-}
-
-/** Where the dataset is mounted on this node besides its own mountpoint (bind mounts into pods). */
-async function publishedAt(ctx: AgentContext, dataset: string): Promise<string[]> {
-  const mountpoint = (await ctx.zfs.properties(dataset, ["mountpoint"])).get("mountpoint")?.value;
-  const { stdout } = await run(["findmnt", "--list", "--noheadings", "--output", "SOURCE,TARGET"]);
-  return stdout
-    .split("\n")
-    .map((line) => line.trim().split(/\s+/))
-    .filter(
-      ([source, target]) =>
-        (source === dataset || source?.startsWith(`${dataset}[`)) && target !== mountpoint,
-    )
-    .map(([, target]) => target ?? "");
 }
 
 function ignoreGone(err: unknown): void {

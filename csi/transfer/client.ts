@@ -177,7 +177,10 @@ export async function pullSnapshot(
   buffer.on("data", () => stall.progress());
   await flowing.finally(() => stall.stop());
   const code = await exited;
-  if (code !== 0 || streamError) {
+  // A receive that exits well took a whole stream (ZFS checks every record up to the end
+  // record); a stream error beside it (the receive closing its input while the peer's close
+  // is still on the way) changes nothing, and the GUID check below confirms the copy.
+  if (code !== 0) {
     const why = stderr.trim() || (streamError instanceof Error ? streamError.message : `exit code ${code}`);
     throw new TransferError(
       "ReceiveFailed",

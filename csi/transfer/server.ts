@@ -56,12 +56,15 @@ export interface TransferServerOptions {
    */
   authorize?: (peer: string, request: Request) => string | undefined;
   /**
-   * For a send with `waitMs`: resolves true once `volume@snapshot` may be
-   * sent (at once if it may), false after `ms`. The node agent says so of a
-   * cutover's final snapshot once the release is recorded. Without it, such a
-   * send waits for nothing.
+   * For a send with `waitMs`: resolves to the snapshot's GUID once the node
+   * agent vouches for `volume@snapshot` (at once if it does), or undefined
+   * after `ms` without. The agent vouches for a cutover's final snapshot once
+   * the release is recorded, and keeps it and its base until the migration
+   * ends, so such a send places no holds and looks nothing up: the cutover's
+   * downtime waits for no command before the stream. Without this option,
+   * such a send waits for nothing.
    */
-  awaitSnapshot?: (volume: string, snapshot: string, ms: number) => Promise<boolean>;
+  awaitSnapshot?: (volume: string, snapshot: string, ms: number) => Promise<string | undefined>;
 }
 
 /**
@@ -258,11 +261,16 @@ export class TransferServer {
       }
     };
     try {
-      // The base first, before any waiting: what is left once the snapshot is ready is short.
-      if (from && !(await hold(from))) return;
+      let guid: string;
       const wait = request.waitMs ?? 0;
       if (wait > 0 && this.options.awaitSnapshot) {
-        if (!(await this.options.awaitSnapshot(request.volume, request.snapshot, wait))) {
+        // Looked for before the wait, so a stale base is refused as one is without waiting.
+        if (from && !(await zfs.exists(from))) {
+          await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${from} does not exist` });
+          return;
+        }
+        const vouched = await this.options.awaitSnapshot(request.volume, request.snapshot, wait);
+        if (vouched === undefined) {
           await reply(socket, {
             ok: false,
             code: "NotYet",
@@ -270,17 +278,21 @@ export class TransferServer {
           });
           return;
         }
+        guid = vouched;
+      } else {
+        if (from && !(await hold(from))) return;
+        // Two commands at once: the hold (the existence check too) and the GUID the peer checks.
+        const [held, looked] = await Promise.all([
+          hold(snapshot),
+          zfs.properties(snapshot, ["guid"]).then(
+            (p) => p.get("guid")?.value ?? "",
+            (err: unknown) => ({ failed: err }),
+          ),
+        ]);
+        if (!held) return;
+        if (typeof looked !== "string") throw looked.failed;
+        guid = looked;
       }
-      // Two commands at once: the hold (the existence check too) and the GUID the peer checks.
-      const [held, guid] = await Promise.all([
-        hold(snapshot),
-        zfs.properties(snapshot, ["guid"]).then(
-          (p) => p.get("guid")?.value ?? "",
-          (err: unknown) => ({ failed: err }),
-        ),
-      ]);
-      if (!held) return;
-      if (typeof guid !== "string") throw guid.failed;
       await reply(socket, { ok: true, op: "send", guid });
       // Spawned only now: a child's output nobody listens to yet is dropped when it exits.
       const argv = sendArgs(snapshot, { from, intermediates: request.intermediates }, zfs.capabilities);

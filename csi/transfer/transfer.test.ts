@@ -231,7 +231,7 @@ describe("transfer endpoint", () => {
   });
   it("waits with a send for a snapshot the agent has yet to release, and only for one it releases", async () => {
     const dataset = volumeDataset(source.name, volume);
-    let release: (() => void) | undefined;
+    let release: ((guid: string) => void) | undefined;
     const waiting = new TransferServer({
       pool: source.name,
       zfs,
@@ -240,10 +240,10 @@ describe("transfer endpoint", () => {
       port: 0,
       // What the agent says of a cutover's final snapshot: ready once released, not before.
       awaitSnapshot: (_volume, snapshot, ms) =>
-        new Promise<boolean>((resolve) => {
-          if (snapshot !== "final") return resolve(false);
-          release = () => resolve(true);
-          setTimeout(() => resolve(false), ms);
+        new Promise<string | undefined>((resolve) => {
+          if (snapshot !== "final") return resolve(undefined);
+          release = resolve;
+          setTimeout(() => resolve(undefined), ms);
         }),
     });
     const at = { node: "node-a", host: "127.0.0.1", port: await waiting.start() };
@@ -254,7 +254,8 @@ describe("transfer endpoint", () => {
       for (let i = 0; i < 50 && !release; i++) await new Promise((r) => setTimeout(r, 20));
       writeFileSync(join(srcDir(), "last-words.txt"), "written before the release");
       await zfs.snapshot(`${dataset}@final`);
-      release?.();
+      // The agent knows the GUID of what it took; the endpoint looks nothing up.
+      release?.((await zfs.properties(`${dataset}@final`, ["guid"])).get("guid")?.value ?? "");
       expect((await pulled).bytes).toBeGreaterThan(0);
       expect(readFileSync(join(dstDir(), "last-words.txt"), "utf8")).toBe("written before the release");
       // Existing is not enough: one the agent never released is refused after the wait.
