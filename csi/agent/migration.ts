@@ -109,8 +109,14 @@ async function target(ctx: AgentContext, m: VolumeMigration): Promise<Outcome> {
       // Close behind already: a round a second keeps it so. Until the next one, wait at the
       // source for its release: the final increment then starts the moment the volume is
       // released, not when this node hears of it through the API server.
-      const finalName = finalSnapshot(m);
-      const pull = { ...pullOf(ctx, m, source, dataset, finalName, false), waitMs: POLL_MS - since };
+      // Nothing of the volume's lies between the last round and the final snapshot but, at
+      // most, a replica's sync from the last second, which replicas do without (they go on
+      // from the one before): `-i`, whose holds-free send zfs-fuse starts sooner.
+      const pull = {
+        ...pullOf(ctx, m, source, dataset, finalSnapshot(m), false),
+        waitMs: POLL_MS - since,
+        intermediates: false,
+      };
       const bytes = await pullRound(ctx, pull).then(
         (b) => b ?? 0,
         (err: unknown) => {

@@ -28,6 +28,12 @@ export interface Pull {
   /** Not ready yet, the peer waits this long for `snapshot` (a cutover's final one), then answers NotYet. */
   waitMs?: number;
   /**
+   * Carry the snapshots between the base and `snapshot` along (`-I`, the
+   * default) or not (`-i`). zfs-fuse's `-I` holds what it sends, and each hold
+   * waits for a transaction group to sync: tens of milliseconds.
+   */
+  intermediates?: boolean;
+  /**
    * After the pull, local transfer snapshots with this prefix go, but for those
    * the next pulls need; none go when absent (a cutover prunes after it is done).
    */
@@ -97,7 +103,7 @@ async function receive(ctx: AgentContext, pull: Pull, base: string | undefined):
       volume: pull.volume,
       snapshot: pull.snapshot,
       from: base,
-      intermediates: base !== undefined,
+      intermediates: base !== undefined && pull.intermediates !== false,
       take: pull.take,
       waitMs: pull.waitMs,
     },
