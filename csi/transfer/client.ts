@@ -181,7 +181,13 @@ export async function pullSnapshot(
   // record); a stream error beside it (the receive closing its input while the peer's close
   // is still on the way) changes nothing, and the GUID check below confirms the copy.
   if (code !== 0) {
-    const why = stderr.trim() || (streamError instanceof Error ? streamError.message : `exit code ${code}`);
+    // The stream's failure is the cause when there is one; the receive then only reports its input ending.
+    const why = [
+      streamError instanceof Error ? streamError.message : undefined,
+      stderr.trim() || `exit code ${code}`,
+    ]
+      .filter(Boolean)
+      .join("; zfs receive: ");
     throw new TransferError(
       "ReceiveFailed",
       `receiving ${request.volume}@${request.snapshot} from ${peer.node} into ${into.dataset} failed after ${bytes} bytes: ${why}`,
