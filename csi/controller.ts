@@ -16,6 +16,7 @@ import { isConflict, isNotFound } from "../kit/k8s/api-status.ts";
 import type { Informer } from "../kit/k8s/informer.ts";
 import type { Logger } from "../kit/log.ts";
 import { holderOf } from "./agent/context.ts";
+import { isTerminal } from "./agent/migration-plan.ts";
 import { CsiError } from "./grpc/status.ts";
 import type * as csi from "./proto/types.ts";
 import {
@@ -562,6 +563,17 @@ export class ControllerServer {
         const volume = await this.api.get("Volume", volumeName);
         if (!volume || volume.metadata.deletionTimestamp)
           throw new CsiError("NOT_FOUND", `volume ${volumeName} does not exist`);
+        // A snapshot taken while the volume moves would stay behind with the old copy (migrations
+        // do not carry snapshots yet), and be destroyed with it.
+        const moving = (await this.api.list("VolumeMigration")).items.find(
+          (m) => m.spec.volume === volumeName && !isTerminal(m),
+        );
+        if (moving) {
+          throw new CsiError(
+            "ABORTED",
+            `volume ${volumeName} is being moved by VolumeMigration ${moving.metadata.name} (${moving.status?.phase ?? "Pending"}); snapshots are taken once it is over, retry then`,
+          );
+        }
         try {
           snapshot = await this.api.create("Snapshot", {
             metadata: {

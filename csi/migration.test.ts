@@ -185,6 +185,19 @@ describe("volume migration between two nodes", { timeout: 300_000 }, () => {
         incomingDataset(b.pool.name, volume),
       ]);
       expect(copy.stdout.trim().split("\n")).toEqual(["no", "on"]);
+      // No snapshot while it moves: it would stay behind with the old copy.
+      const controller = c.controller();
+      try {
+        await expect(
+          controller.call("CreateSnapshot", {
+            name: `snap-of-${volume}`,
+            source_volume_id: volume,
+            parameters: {},
+          }),
+        ).rejects.toMatchObject({ code: grpcStatus.ABORTED, details: expect.stringContaining(name) });
+      } finally {
+        controller.close();
+      }
       writing = false;
       await writer;
       expect(n).toBeGreaterThan(5);
