@@ -5,22 +5,26 @@
  *
  * - skein: pods wired by the plugin, the node overlay converged by the agent's
  *   own code (veth → skein0 → VXLAN → underlay → VXLAN → skein0 → veth);
- * - kernel VXLAN: a hand-built VXLAN device per node moved straight into a
- *   second pair of pod namespaces (no bridge, no veth), same MTU: the cost
- *   floor of VXLAN itself;
+ * - kernel VXLAN: the same kind of pod namespaces joined by a switch built by
+ *   hand with `ip`: per node a bridge, a VXLAN device on it (flood entry to
+ *   the peer) and a veth to the pod, same MTU. What Skein builds, without
+ *   Skein: the yardstick of `RATIO throughput_vs_kernel_vxlan`;
+ * - bare VXLAN: a VXLAN device per node moved straight into a pod namespace
+ *   (no bridge, no veth): the floor of VXLAN itself, which joins only one pod
+ *   per node (`RATIO throughput_vs_bare_vxlan`);
  * - underlay: the node namespaces over their eth0.
  *
  * Runs are interleaved and each path's median is kept. The ratio lines take
  * the lower of the 1- and 8-stream ratios. All traffic stays inside the
  * namespaces created here.
  *
- * What separates skein from kernel VXLAN under load is bridge netfilter: with
- * net.bridge.bridge-nf-call-iptables=1 (the kernel's default once br_netfilter
- * is in, and what kubeadm requires so that kube-proxy's NAT sees bridged
- * replies) every frame crossing skein0 goes through the node's iptables and
- * conntrack; the yardstick has no bridge. `--no-bridge-netfilter` turns it off
- * in the node namespaces to show that cost; the default leaves the nodes as
- * the machine has them (here: on, as on a Kubernetes node).
+ * What separates a bridged overlay from the bare device under load is bridge
+ * netfilter: with net.bridge.bridge-nf-call-iptables=1 (the kernel's default
+ * once br_netfilter is in, and what kubeadm requires so that kube-proxy's NAT
+ * sees bridged replies) every frame crossing a bridge goes through the node's
+ * iptables and conntrack. Both bridged paths pay it alike. `--no-bridge-netfilter`
+ * turns it off in the node namespaces to show that cost; the default leaves
+ * the nodes as the machine has them (here: on, as on a Kubernetes node).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -122,8 +126,28 @@ export default async function overlayBench(args: string[]): Promise<void> {
       skeinPods.push({ ns: pod, ip });
     }
 
-    // Kernel VXLAN: one device per node, moved into its own pod namespace.
     const mtu = 1500 - VXLAN_OVERHEAD;
+    // Kernel VXLAN, bridged, by hand: bridge + VXLAN port + veth to a pod, per node.
+    const switchPods: Netns[] = [];
+    for (const [i, node] of cluster.nodes.entries()) {
+      const pod = await createPod();
+      pods.push(pod);
+      switchPods.push(pod);
+      const peer = cluster.nodes[1 - i]!;
+      const exec = execIn(node);
+      await exec(["ip", "link", "add", "ysbr0", "mtu", String(mtu), "type", "bridge"]);
+      const vxlan = ["type", "vxlan", "id", "98", "dstport", "4791", "local", node.address, "dev", "eth0"];
+      await exec(["ip", "link", "add", "ysvx0", "mtu", String(mtu), ...vxlan]);
+      await exec(["bridge", "fdb", "append", FLOOD_MAC, "dev", "ysvx0", "dst", peer.address]);
+      await exec(["ip", "link", "add", "ysh0", "mtu", String(mtu), "type", "veth", "peer", "name", "ysp0"]);
+      for (const port of ["ysvx0", "ysh0"]) await exec(linkSet(port, { master: "ysbr0", up: true }));
+      await exec(linkSet("ysbr0", { up: true }));
+      await exec(linkSet("ysp0", { netns: pod.path }));
+      await pod.exec(addrAdd(`10.98.0.${i + 1}/24`, "ysp0"));
+      await pod.exec(linkSet("ysp0", { up: true }));
+    }
+
+    // Bare VXLAN: one device per node, moved into its own pod namespace.
     const vxPods: Netns[] = [];
     for (const [i, node] of cluster.nodes.entries()) {
       const pod = await createPod();
@@ -152,7 +176,8 @@ export default async function overlayBench(args: string[]): Promise<void> {
 
     const paths: Path[] = [
       { name: "skein", client: skeinPods[0]!.ns, server: skeinPods[1]!.ns, serverAddress: skeinPods[1]!.ip },
-      { name: "kernel_vxlan", client: vxPods[0]!, server: vxPods[1]!, serverAddress: "10.99.0.2" },
+      { name: "kernel_vxlan", client: switchPods[0]!, server: switchPods[1]!, serverAddress: "10.98.0.2" },
+      { name: "bare_vxlan", client: vxPods[0]!, server: vxPods[1]!, serverAddress: "10.99.0.2" },
       { name: "underlay", client: a.netns, server: b.netns, serverAddress: b.address },
     ];
     for (const p of paths) {
@@ -176,14 +201,16 @@ export default async function overlayBench(args: string[]): Promise<void> {
     const med = (name: string, streams: number) => median(gbps.get(`${name}_${streams}`)!);
     for (const streams of [1, 8]) {
       for (const p of paths) result(`throughput_gbps_${p.name}_${streams}_streams`, med(p.name, streams));
-      result(
-        `throughput_vs_kernel_vxlan_${streams}_streams`,
-        med("skein", streams) / med("kernel_vxlan", streams),
-      );
+      for (const baseline of ["kernel_vxlan", "bare_vxlan"])
+        result(
+          `throughput_vs_${baseline}_${streams}_streams`,
+          med("skein", streams) / med(baseline, streams),
+        );
       result(`throughput_vs_underlay_${streams}_streams`, med("skein", streams) / med("underlay", streams));
     }
     const worst = (baseline: string) => Math.min(...[1, 8].map((s) => med("skein", s) / med(baseline, s)));
     ratio("throughput_vs_kernel_vxlan", worst("kernel_vxlan"));
+    ratio("throughput_vs_bare_vxlan", worst("bare_vxlan"));
     ratio("throughput_vs_underlay", worst("underlay"));
   } finally {
     for (const pod of pods) await pod.destroy();
