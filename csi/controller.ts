@@ -10,7 +10,14 @@
  * logged: only names and codes are.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Snapshot, StoragePool, Volume, VolumeError, VolumeMigration } from "../api/v1alpha1/index.ts";
+import {
+  PUBLISH_MIGRATION_REASON,
+  type Snapshot,
+  type StoragePool,
+  type Volume,
+  type VolumeError,
+  type VolumeMigration,
+} from "../api/v1alpha1/index.ts";
 import { InvalidInputError } from "../kit/errors.ts";
 import { isConflict, isNotFound } from "../kit/k8s/api-status.ts";
 import type { Informer } from "../kit/k8s/informer.ts";
@@ -459,7 +466,7 @@ export class ControllerServer {
     try {
       const created = await this.api.create("VolumeMigration", {
         metadata: { name },
-        spec: { volume: volumeName, targetNode: node, force: false, reason: "ControllerPublishVolume" },
+        spec: { volume: volumeName, targetNode: node, force: false, reason: PUBLISH_MIGRATION_REASON },
       });
       this.log.info(
         { volume: volumeName, node, migration: name },

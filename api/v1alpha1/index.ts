@@ -38,6 +38,13 @@ export const KINDS = {
 
 export type Kind = keyof typeof KINDS;
 
+/**
+ * `VolumeMigration.spec.reason` of a move ControllerPublishVolume started: a
+ * pod was scheduled on the target, so it has already left the source and
+ * waits for its data from the migration's creation on.
+ */
+export const PUBLISH_MIGRATION_REASON = "ControllerPublishVolume";
+
 /** A skein.io object as the API server stores it. All kinds are cluster-scoped. */
 export interface SkeinObject<K extends Kind, Spec, Status> {
   apiVersion: typeof API_VERSION;

@@ -333,7 +333,7 @@ export interface VolumeMigrationStatus {
    */
   progressPercent?: number;
   /**
-   * Milliseconds between the source releasing the volume and the target owning it.
+   * Milliseconds the volume could not be used, from the source releasing it to the target serving it; for a move that ControllerPublishVolume started (its pod had already left the source), from the migration's creation.
    */
   downtimeMilliseconds?: number;
   /**

@@ -169,6 +169,17 @@ describe("the VolumeMigration state machine", () => {
     });
   });
 
+  it("counts a move that a pod's scheduling started as downtime from the migration's creation", () => {
+    const started = migration(
+      { phase: "CuttingOver", sourceNode: "a", sourceReleasedTime: "2026-01-01T00:00:59.750Z" },
+      { reason: "ControllerPublishVolume" },
+    );
+    // The pod had left the source already: it waited through the copy, not just the cutover.
+    started.metadata.creationTimestamp = new Date("2026-01-01T00:00:48Z");
+    const step = decide(observe({ migration: started, volume: volume("b") }));
+    expect(step.kind === "status" && step.status.downtimeMilliseconds).toBe(12_000);
+  });
+
   it("measures downtime to the millisecond", () => {
     const step = decide(
       observe({

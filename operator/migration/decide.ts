@@ -11,6 +11,8 @@
  *                                the target holds the final snapshot
  *   CuttingOver  → Completed     the target reports the volume Ready as owner;
  *                                downtime = that moment − the source's release
+ *                                (− the migration's creation, for a move that
+ *                                ControllerPublishVolume started)
  *   CuttingOver  → RolledBack    the target did not get ready within the
  *                                cutover timeout (the source still owns the
  *                                volume and lifts its fence)
@@ -24,7 +26,12 @@
  * rollback after ownership moved (the swap is checked against the observed
  * owner, and a migration whose volume the target owns only completes).
  */
-import type { Volume, VolumeMigration, VolumeMigrationStatus } from "../../api/v1alpha1/index.ts";
+import {
+  PUBLISH_MIGRATION_REASON,
+  type Volume,
+  type VolumeMigration,
+  type VolumeMigrationStatus,
+} from "../../api/v1alpha1/index.ts";
 import { type Condition, formatPreciseTime, formatTime, setCondition } from "../../kit/k8s/conditions.ts";
 import { dataTime, OUT_OF_SERVICE_TAINT } from "../replication/place.ts";
 
@@ -218,8 +225,13 @@ export function decide(o: Observed): Step {
   if (owner === target) {
     // Ownership has moved (maybe by this operator before a restart): finish once the target reports it.
     if (volume.status?.node === target && volume.status.phase === "Ready") {
-      const released = ms(status.sourceReleasedTime);
-      const downtime = Number.isNaN(released) ? undefined : Math.max(0, o.now.getTime() - released);
+      // Unavailable since the release; or, for a move a pod's scheduling started (it had left the
+      // source already), since the migration was created: it waited through the whole copy.
+      const since =
+        m.spec.reason === PUBLISH_MIGRATION_REASON
+          ? new Date(m.metadata.creationTimestamp ?? Number.NaN).getTime()
+          : ms(status.sourceReleasedTime);
+      const downtime = Number.isNaN(since) ? undefined : Math.max(0, o.now.getTime() - since);
       return end(
         "Completed",
         "Completed",
