@@ -91,6 +91,12 @@ export default async function overlayBench(args: string[]): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "skein-bench-overlay-"));
   const cluster = await createCluster(2);
   const pods: Netns[] = [];
+  /** A pod namespace, destroyed at the end whatever happens. */
+  const podNamespace = async () => {
+    const pod = await createPod();
+    pods.push(pod);
+    return pod;
+  };
   try {
     const [a, b] = cluster.nodes as [(typeof cluster.nodes)[0], (typeof cluster.nodes)[0]];
     const executable = await buildPluginExecutable(dir);
@@ -107,8 +113,7 @@ export default async function overlayBench(args: string[]): Promise<void> {
     for (const [i, node] of cluster.nodes.entries()) {
       const settingsFile = join(dir, `${node.name}.json`);
       await convergeWithoutApi(cluster.nodes, i, settingsFile);
-      const pod = await createPod();
-      pods.push(pod);
+      const pod = await podNamespace();
       const conf = {
         cniVersion: "1.1.0",
         name: "bench",
@@ -130,8 +135,7 @@ export default async function overlayBench(args: string[]): Promise<void> {
     // Kernel VXLAN, bridged, by hand: bridge + VXLAN port + veth to a pod, per node.
     const switchPods: Netns[] = [];
     for (const [i, node] of cluster.nodes.entries()) {
-      const pod = await createPod();
-      pods.push(pod);
+      const pod = await podNamespace();
       switchPods.push(pod);
       const peer = cluster.nodes[1 - i]!;
       const exec = execIn(node);
@@ -150,8 +154,7 @@ export default async function overlayBench(args: string[]): Promise<void> {
     // Bare VXLAN: one device per node, moved into its own pod namespace.
     const vxPods: Netns[] = [];
     for (const [i, node] of cluster.nodes.entries()) {
-      const pod = await createPod();
-      pods.push(pod);
+      const pod = await podNamespace();
       vxPods.push(pod);
       const peer = cluster.nodes[1 - i]!;
       const exec = execIn(node);

@@ -25,24 +25,25 @@ describe("skein dns --workers", () => {
   const api = sharedApiServer();
   const dir = mkdtempSync(join(tmpdir(), "skein-dns-workers-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  /** `skein dns` with two workers and no probes, on no network's records, plus `args`. */
+  const skeinDnsWorkers = (...args: string[]): [string, ...string[]] => [
+    process.execPath,
+    "--import",
+    "tsx",
+    "cmd/skein.ts",
+    "dns",
+    `--kubeconfig=${api.kubeconfigPath}`,
+    `--network=skt${process.pid}-none`,
+    "--no-probes",
+    "--workers=2",
+    ...args,
+  ];
 
   it("answers from two workers on one port, aggregates their metrics, and stops them all on SIGTERM", async () => {
     const [port, metricsPort] = [await freePort(), await freePort()];
     const dns = startProcess(
       "skein dns --workers 2",
-      [
-        process.execPath,
-        "--import",
-        "tsx",
-        "cmd/skein.ts",
-        "dns",
-        `--kubeconfig=${api.kubeconfigPath}`,
-        `--listen=127.0.0.1:${port}`,
-        `--metrics-address=127.0.0.1:${metricsPort}`,
-        `--network=skt${process.pid}-none`,
-        "--no-probes",
-        "--workers=2",
-      ],
+      skeinDnsWorkers(`--listen=127.0.0.1:${port}`, `--metrics-address=127.0.0.1:${metricsPort}`),
       join(dir, "dns.log"),
     );
     try {
@@ -82,19 +83,8 @@ describe("skein dns --workers", () => {
   it("fails, leaving no worker behind, when the workers cannot listen", async () => {
     const dns = startProcess(
       "skein dns --workers 2 on a foreign address",
-      [
-        process.execPath,
-        "--import",
-        "tsx",
-        "cmd/skein.ts",
-        "dns",
-        `--kubeconfig=${api.kubeconfigPath}`,
-        // TEST-NET-1: on no interface of this machine.
-        "--listen=192.0.2.1:5399",
-        `--network=skt${process.pid}-none`,
-        "--no-probes",
-        "--workers=2",
-      ],
+      // TEST-NET-1: on no interface of this machine.
+      skeinDnsWorkers("--listen=192.0.2.1:5399"),
       join(dir, "dns-bad.log"),
     );
     try {

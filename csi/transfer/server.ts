@@ -249,50 +249,9 @@ export class TransferServer {
     const snapshot = `${dataset}@${request.snapshot}`;
     const from = request.from === undefined ? undefined : `${dataset}@${request.from}`;
     const holds: Array<[tag: string, snapshot: string]> = [];
-    // The hold is the existence check too: one command less on the cutover's path.
-    const hold = async (s: string): Promise<boolean> => {
-      try {
-        holds.push([await holdSlot(zfs, s), s]);
-        return true;
-      } catch (err) {
-        if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
-        await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${s} does not exist` });
-        return false;
-      }
-    };
     try {
-      let guid: string;
-      const wait = request.waitMs ?? 0;
-      if (wait > 0 && this.options.awaitSnapshot) {
-        // Looked for before the wait, so a stale base is refused as one is without waiting.
-        if (from && !(await zfs.exists(from))) {
-          await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${from} does not exist` });
-          return;
-        }
-        const vouched = await this.options.awaitSnapshot(request.volume, request.snapshot, wait);
-        if (vouched === undefined) {
-          await reply(socket, {
-            ok: false,
-            code: "NotYet",
-            message: `snapshot ${snapshot} was not ready to send within ${wait} ms`,
-          });
-          return;
-        }
-        guid = vouched;
-      } else {
-        if (from && !(await hold(from))) return;
-        // Two commands at once: the hold (the existence check too) and the GUID the peer checks.
-        const [held, looked] = await Promise.all([
-          hold(snapshot),
-          zfs.properties(snapshot, ["guid"]).then(
-            (p) => p.get("guid")?.value ?? "",
-            (err: unknown) => ({ failed: err }),
-          ),
-        ]);
-        if (!held) return;
-        if (typeof looked !== "string") throw looked.failed;
-        guid = looked;
-      }
+      const guid = await this.readyToSend(socket, request, snapshot, from, holds);
+      if (guid === undefined) return;
       await reply(socket, { ok: true, op: "send", guid });
       // Spawned only now: a child's output nobody listens to yet is dropped when it exits.
       const argv = sendArgs(snapshot, { from, intermediates: request.intermediates }, zfs.capabilities);
@@ -340,6 +299,61 @@ export class TransferServer {
             log.error({ err: describeError(err), tag, snapshot: s }, "could not release hold"),
           );
     }
+  }
+
+  /**
+   * The GUID of the snapshot to send once it may be sent, or undefined once
+   * the peer has been told why not. A waited send takes it from the agent,
+   * which vouches for the snapshot and its base; any other send holds both
+   * (the hold is the existence check too), recording each hold in `holds`.
+   */
+  private async readyToSend(
+    socket: TLSSocket,
+    request: Extract<Request, { op: "send" }>,
+    snapshot: string,
+    from: string | undefined,
+    holds: Array<[tag: string, snapshot: string]>,
+  ): Promise<string | undefined> {
+    const zfs = this.options.zfs;
+    const missing = async (s: string) => {
+      await reply(socket, { ok: false, code: "NotFound", message: `snapshot ${s} does not exist` });
+      return undefined;
+    };
+    const wait = request.waitMs ?? 0;
+    if (wait > 0 && this.options.awaitSnapshot) {
+      // Looked for before the wait, so a stale base is refused as one is without waiting.
+      if (from && !(await zfs.exists(from))) return missing(from);
+      const vouched = await this.options.awaitSnapshot(request.volume, request.snapshot, wait);
+      if (vouched === undefined) {
+        await reply(socket, {
+          ok: false,
+          code: "NotYet",
+          message: `snapshot ${snapshot} was not ready to send within ${wait} ms`,
+        });
+      }
+      return vouched;
+    }
+    const hold = async (s: string): Promise<boolean> => {
+      try {
+        holds.push([await holdSlot(zfs, s), s]);
+        return true;
+      } catch (err) {
+        if (!(err instanceof ZfsError && err.code === "ZfsNotFound")) throw err;
+        return false;
+      }
+    };
+    if (from && !(await hold(from))) return missing(from);
+    // Two commands at once: the hold and the GUID the peer checks.
+    const [held, guid] = await Promise.all([
+      hold(snapshot),
+      zfs.properties(snapshot, ["guid"]).then(
+        (p) => p.get("guid")?.value ?? "",
+        (err: unknown) => ({ failed: err }),
+      ),
+    ]);
+    if (!held) return missing(snapshot);
+    if (typeof guid !== "string") throw guid.failed;
+    return guid;
   }
 }
 
