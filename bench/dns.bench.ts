@@ -217,10 +217,7 @@ export default async function dnsBench(argv: string[]): Promise<void> {
     const skein = node.netns.spawn(
       "skein dns",
       [
-        process.execPath,
-        "--import",
-        "tsx",
-        resolve("cmd/skein.ts"),
+        ...(process.env.EXP_RT === "bun" ? [resolve("node_modules/bun/bin/bun.exe"), resolve("cmd/skein.ts")] : process.env.EXP_RT === "dist" ? [process.execPath, resolve("dist/skein.mjs")] : [process.execPath, "--import", "tsx", resolve("cmd/skein.ts")]),
         "dns",
         `--kubeconfig=${node.kubeconfigPath}`,
         `--listen=127.0.0.1:${SKEIN_PORT}`,
