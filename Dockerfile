@@ -3,9 +3,10 @@
 # The one Skein image: every component is a subcommand of the same program
 # (`skein operator`, `skein csi-controller`, `skein csi-node`, `skein net-agent`;
 # see cmd/skein.ts). The build stage bundles the TypeScript with esbuild into
-# dist/skein.mjs and turns the CNI plugin into a single executable,
-# dist/skein-cni (scripts/build.mjs), that the net-agent copies onto each
-# node; the runtime stage
+# dist/skein.mjs and compiles two programs with Bun into single executables
+# (scripts/build.mjs): the CNI plugin, dist/skein-cni, that the net-agent
+# copies onto each node, and the DNS program, dist/skein-dns, that the
+# net-agent runs; the runtime stage
 # is Node 20 plus the host tools the node components run.
 #
 #   docker build -t skein:0.1.0 .
@@ -31,13 +32,15 @@ COPY crds/ crds/
 COPY operator/ operator/
 COPY csi/ csi/
 COPY cni/ cni/
-# `npm run build` writes the bundle and the plugin executable. Fail here, not
-# in a cluster, when it leaves out what the program loads at run time: the CSI
-# proto beside the bundle, and the plugin binary the net-agent installs.
+# `npm run build` writes the bundle and the executables. Fail here, not in a
+# cluster, when it leaves out what the program loads at run time: the CSI
+# proto beside the bundle, the plugin binary the net-agent installs and the
+# DNS program it runs.
 RUN npm run build \
  && test -f dist/skein.mjs \
  && test -f dist/csi.proto \
- && test -x dist/skein-cni
+ && test -x dist/skein-cni \
+ && test -x dist/skein-dns
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
 # zfsutils-linux (contrib) talks to the host's OpenZFS module through /dev/zfs

@@ -3,8 +3,9 @@
  * against dnsmasq, serving the same records, in the same network namespace,
  * in the same run, measured by dnsperf.
  *
- * Skein runs as shipped: `skein dns --workers <cores>` with its records from Pod objects in a
- * real API server (100 pods, three shared names). dnsmasq serves the same
+ * Skein runs as shipped: the DNS program the network agent runs (dist/skein-dns, `skein dns`
+ * compiled with Bun; built here from this tree) with `--workers <cores>`, its records from Pod
+ * objects in a real API server (100 pods, three shared names). dnsmasq serves the same
  * names from an --addn-hosts file and answers NXDOMAIN for the rest of the
  * domain, as Skein does. The query mix: shared names, per-pod names and
  * unknown names. Rounds alternate which server goes first; the verdict is the
@@ -14,11 +15,12 @@
  */
 import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { API_VERSION, GROUP, KINDS, VERSION } from "../api/v1alpha1/index.ts";
 import { applyCrds } from "../api/v1alpha1/install.ts";
+import { buildDnsExecutable } from "../cni/dns/testing.ts";
 import { type ApiServer, startApiServer } from "../test/fixtures/apiserver.ts";
 import { type Cluster, createCluster, type Netns } from "../test/fixtures/netns.ts";
 import { createNode } from "../test/fixtures/objects.ts";
@@ -214,11 +216,11 @@ export default async function dnsBench(argv: string[]): Promise<void> {
     const node = cluster.nodes[0]!;
     await createRecords(api, node.name, all);
 
+    const program = await buildDnsExecutable(dir);
     const skein = node.netns.spawn(
-      "skein dns",
+      "skein-dns",
       [
-        ...(process.env.EXP_RT === "bun" ? [resolve("node_modules/bun/bin/bun.exe"), resolve("cmd/skein.ts")] : process.env.EXP_RT === "dist" ? [process.execPath, resolve("dist/skein.mjs")] : [process.execPath, "--import", "tsx", resolve("cmd/skein.ts")]),
-        "dns",
+        program,
         `--kubeconfig=${node.kubeconfigPath}`,
         `--listen=127.0.0.1:${SKEIN_PORT}`,
         "--no-probes",

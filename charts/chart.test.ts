@@ -419,7 +419,14 @@ describe("helm template", () => {
     const agent = container(pod, "net-agent");
     expect(agent.args?.[0]).toBe("net-agent");
     const argv = (agent.args ?? []).slice(1).map((a) => a.replace("$(NODE_NAME)", "node-a"));
-    const config = parseAgentFlags(argv, {}, { pluginSource: "/opt/skein/dist/skein-cni" });
+    const config = parseAgentFlags(
+      argv,
+      {},
+      {
+        pluginSource: "/opt/skein/dist/skein-cni",
+        dnsProgram: ["/opt/skein/dist/skein-dns"],
+      },
+    );
     expect(config).toMatchObject({
       node: "node-a",
       network: "skein",

@@ -4,10 +4,10 @@
  * /healthz, /readyz), and runs until SIGTERM or SIGINT; stopping leaves the
  * node's devices in place so running pods keep their network.
  */
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { KubeConfig } from "@kubernetes/client-node";
-import type { Registry } from "prom-client";
 import { describeError } from "../kit/errors.ts";
 import { loadKubeConfig } from "../kit/k8s/kubeconfig.ts";
 import { exitCodeFor, handleTermination } from "../kit/lifecycle.ts";
@@ -17,8 +17,7 @@ import { NetworkAgent } from "./agent/agent.ts";
 import { type AgentConfig, parseAgentFlags, USAGE } from "./agent/flags.ts";
 import { hostExec } from "./agent/kernel.ts";
 import { AgentMetrics } from "./agent/metrics.ts";
-import type { DnsConfig } from "./dns/flags.ts";
-import { type DnsService, startDnsService } from "./dns/service.ts";
+import { type DnsConfig, dnsArgv } from "./dns/flags.ts";
 import { DnsWorkers, withWorkerMetrics } from "./dns/workers.ts";
 import { readSettings } from "./settings.ts";
 
@@ -28,18 +27,29 @@ function defaultPluginSource(): string {
 }
 
 /**
+ * The DNS program: the Bun-compiled skein-dns beside the program that runs
+ * the agent (dist/skein-dns), which answers more queries per core; where it
+ * was not built (a development tree), this program's own `skein dns` on
+ * this runtime.
+ */
+function defaultDnsProgram(): string[] {
+  const compiled = join(dirname(resolve(process.argv[1] ?? ".")), "skein-dns");
+  if (existsSync(compiled)) return [compiled];
+  return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? "."), "dns"];
+}
+
+/**
  * The DNS responder answers on the gateway address, which exists only once the
- * overlay is up: wait for the agent's first successful convergence, then bind,
- * in this process or in `--dns-workers` worker processes.
+ * overlay is up: wait for the agent's first successful convergence, then start
+ * the DNS program (it runs `--dns-workers` answering processes itself) and
+ * keep it running.
  */
 async function hostDns(
   config: AgentConfig,
-  kubeConfig: KubeConfig,
-  registry: Registry,
   agent: NetworkAgent,
   signal: AbortSignal,
   log: Logger,
-): Promise<DnsService | DnsWorkers | undefined> {
+): Promise<DnsWorkers | undefined> {
   while (!agent.readiness().ready) {
     if (signal.aborted) return undefined;
     await sleep(200);
@@ -55,20 +65,23 @@ async function hostDns(
     resolvConf: "/etc/resolv.conf",
     probes: true,
     upstreamTimeoutMs: 2_000,
+    ...(config.kubeconfig === undefined ? {} : { kubeconfig: config.kubeconfig }),
   };
+  const [program, ...invocation] = config.dns.program;
+  const argv = [...invocation, ...dnsArgv(dnsConfig), `--workers=${config.dns.workers}`];
+  const dns = new DnsWorkers({
+    workers: 1,
+    launch: () =>
+      spawn(program!, argv, { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" }),
+    logger: dnsLog,
+  });
   try {
-    if (config.dns.workers === 1) return await startDnsService(dnsConfig, kubeConfig, registry, dnsLog);
-    const workers = new DnsWorkers({
-      config: config.kubeconfig === undefined ? dnsConfig : { ...dnsConfig, kubeconfig: config.kubeconfig },
-      workers: config.dns.workers,
-      logger: dnsLog,
-    });
-    await workers.start(signal);
-    return workers;
+    await dns.start(signal);
+    return dns;
   } catch (err) {
     if (signal.aborted) return undefined;
     dnsLog.error(
-      { err: describeError(err) },
+      { err: describeError(err), program: config.dns.program },
       "the DNS responder could not start; the overlay runs without it",
     );
     return undefined;
@@ -78,7 +91,10 @@ async function hostDns(
 export async function main(argv: string[]): Promise<number> {
   let config: ReturnType<typeof parseAgentFlags>;
   try {
-    config = parseAgentFlags(argv, process.env, { pluginSource: defaultPluginSource() });
+    config = parseAgentFlags(argv, process.env, {
+      pluginSource: defaultPluginSource(),
+      dnsProgram: defaultDnsProgram(),
+    });
   } catch (err) {
     console.error(`skein net-agent: ${describeError(err)}`);
     return 2;
@@ -105,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
   const agent = new NetworkAgent({ config, kubeConfig, exec: hostExec, log, metrics });
   const probes = new ProbeServer({
     ...config.metricsAddress,
-    registry: withWorkerMetrics(metrics.registry, log),
+    registry: withWorkerMetrics(metrics.registry, () => dnsProcess),
     logger: log,
   });
   probes.addReadinessCheck("overlay", () => {
@@ -121,8 +137,12 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   agent.start();
+  let dnsProcess: DnsWorkers | undefined;
   const dns = config.dns.enabled
-    ? hostDns(config, kubeConfig, metrics.registry, agent, termination.signal, log)
+    ? hostDns(config, agent, termination.signal, log).then((started) => {
+        dnsProcess = started;
+        return started;
+      })
     : undefined;
   if (!termination.signal.aborted) {
     await new Promise((done) => termination.signal.addEventListener("abort", done, { once: true }));

@@ -1,11 +1,14 @@
-// Bundles the `skein` entry point into dist/ with esbuild. The CNI plugin is
-// compiled on its own into a single executable, dist/skein-cni
-// (scripts/build-cni.mjs): it runs on every pod start and must not load the
-// Kubernetes client or anything else it does not use.
+// Bundles the `skein` entry point into dist/ with esbuild. Two programs are
+// compiled on their own into single executables with Bun: the CNI plugin,
+// dist/skein-cni (scripts/build-cni.mjs), which runs on every pod start and
+// must not load the Kubernetes client or anything else it does not use; and
+// the DNS program, dist/skein-dns (scripts/build-dns.mjs), which the network
+// agent runs.
 
 import { copyFileSync } from "node:fs";
 import { build } from "esbuild";
 import { buildCni } from "./build-cni.mjs";
+import { buildDns } from "./build-dns.mjs";
 
 const common = { bundle: true, platform: "node", target: "node20", sourcemap: true, logLevel: "warning" };
 
@@ -26,3 +29,6 @@ copyFileSync("csi/proto/csi.proto", "dist/csi.proto");
 
 // The executable the agent installs into /opt/cni/bin: runs without Node on the host.
 buildCni("dist/skein-cni");
+
+// The DNS program the network agent starts from beside the bundle.
+buildDns("dist/skein-dns");

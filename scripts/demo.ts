@@ -107,12 +107,18 @@ async function main(): Promise<void> {
       "overlay: a net-agent per node builds skein0 + VXLAN; one pod per node, wired by the skein CNI plugin",
     );
     const plugin = join(process.cwd(), "dist", "skein-cni");
-    if (!existsSync(plugin)) throw new Error(`${plugin} is missing: run 'make demo', which builds it first`);
+    const dnsProgram = join(process.cwd(), "dist", "skein-dns");
+    for (const built of [plugin, dnsProgram])
+      if (!existsSync(built)) throw new Error(`${built} is missing: run 'make demo', which builds it first`);
     const root = mkdtempSync(join(tmpdir(), "skein-demo-"));
     cleanups.push(async () => rmSync(root, { recursive: true, force: true }));
     const dirs = cluster.nodes.map((node) => nodeDirs(root, node));
     for (const [i, node] of cluster.nodes.entries()) {
-      const agent = startAgent(node, dirs[i]!, { network: "pods", pluginSource: plugin });
+      const agent = startAgent(node, dirs[i]!, {
+        network: "pods",
+        pluginSource: plugin,
+        dnsProgram,
+      });
       cleanups.push(() => agent.stop());
     }
     for (const node of cluster.nodes) {

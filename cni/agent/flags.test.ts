@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { parseAgentFlags } from "./flags.ts";
 
-const defaults = { pluginSource: "/usr/lib/skein/skein-cni", cores: 2 };
+const defaults = {
+  pluginSource: "/usr/lib/skein/skein-cni",
+  dnsProgram: ["/usr/lib/skein/skein-dns"],
+  cores: 2,
+};
 
 describe("net-agent flags", () => {
   it("fills defaults around the node name", () => {
@@ -15,8 +19,17 @@ describe("net-agent flags", () => {
       portmap: true,
       metricsAddress: { host: "0.0.0.0", port: 9402 },
       resyncSeconds: 30,
-      dns: { enabled: true, extraListen: [], workers: 2 },
+      dns: { enabled: true, extraListen: [], workers: 2, program: ["/usr/lib/skein/skein-dns"] },
     });
+  });
+
+  it("runs the DNS program asked for, given as an absolute path", () => {
+    expect(parseAgentFlags(["--node=n1", "--dns-program=/opt/dns"], {}, defaults)).toMatchObject({
+      dns: { program: ["/opt/dns"] },
+    });
+    expect(() => parseAgentFlags(["--node=n1", "--dns-program=skein-dns"], {}, defaults)).toThrow(
+      /--dns-program must be an absolute path/,
+    );
   });
 
   it.each<[string, string[], number | undefined, number]>([
@@ -24,7 +37,7 @@ describe("net-agent flags", () => {
     ["at most four workers by default", [], 16, 4],
     ["no workers beside the agent on one core", [], 1, 1],
     ["the workers asked for", ["--dns-workers=8"], 2, 8],
-    ["the agent's own process when asked for one", ["--dns-workers", "1"], 16, 1],
+    ["one process when asked for one", ["--dns-workers", "1"], 16, 1],
   ])("answers DNS from %s", (_what, argv, cores, workers) => {
     expect(parseAgentFlags(["--node=n1", ...argv], {}, { ...defaults, cores })).toMatchObject({
       dns: { workers },

@@ -28,7 +28,13 @@ export interface AgentConfig {
    * Run the node's DNS responder on the gateway address (port 53) and these,
    * answering from `workers` processes (1: inside the agent's own process).
    */
-  dns: { enabled: boolean; extraListen: ListenAddress[]; workers: number };
+  dns: {
+    enabled: boolean;
+    extraListen: ListenAddress[];
+    workers: number;
+    /** The DNS program and the arguments that make it `skein dns`; its flags follow. */
+    program: readonly string[];
+  };
 }
 
 /** Each DNS worker adds its own API watches and memory, and every idle worker wakes for each datagram. */
@@ -58,8 +64,10 @@ flags:
   --resync-seconds N          full resync period (default: 30)
   --no-dns                    do not run the node's DNS responder (default: it answers on the gateway, port 53)
   --dns-listen ADDR[:PORT]    also answer DNS here; repeatable
-  --dns-workers N             processes answering DNS on the same sockets, 1 to ${MAX_DNS_WORKERS}; 1 answers
-                              inside the agent (default: the cores available, at most ${DEFAULT_DNS_WORKERS_CAP})
+  --dns-workers N             processes answering DNS on the same sockets, 1 to ${MAX_DNS_WORKERS}
+                              (default: the cores available, at most ${DEFAULT_DNS_WORKERS_CAP})
+  --dns-program PATH          the DNS responder's executable, which takes \`skein dns\` flags (default: skein-dns
+                              beside this program; without it, this program's \`skein dns\`)
   --help                      this text`;
 
 function absolute(flag: string, value: string): string {
@@ -72,7 +80,7 @@ function absolute(flag: string, value: string): string {
 export function parseAgentFlags(
   argv: string[],
   env: NodeJS.ProcessEnv,
-  defaults: { pluginSource: string; cores?: number },
+  defaults: { pluginSource: string; dnsProgram: readonly string[]; cores?: number },
 ): AgentConfig | "help" {
   let parsed: ReturnType<typeof parse>;
   try {
@@ -120,6 +128,8 @@ export function parseAgentFlags(
       enabled: !v["no-dns"],
       extraListen: (v["dns-listen"] ?? []).map(parseListen),
       workers: dnsWorkers,
+      program:
+        v["dns-program"] === undefined ? defaults.dnsProgram : [absolute("dns-program", v["dns-program"])],
     },
   };
   if (v.kubeconfig !== undefined) config.kubeconfig = v.kubeconfig;
@@ -150,6 +160,7 @@ function parse(argv: string[]) {
       "no-dns": { type: "boolean" },
       "dns-listen": { type: "string", multiple: true },
       "dns-workers": { type: "string" },
+      "dns-program": { type: "string" },
       help: { type: "boolean" },
     },
   });

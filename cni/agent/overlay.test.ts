@@ -16,6 +16,7 @@ import { type Cluster, createCluster, createPod, type Netns, type Node } from ".
 import { createNode } from "../../test/fixtures/objects.ts";
 import type { OwnedProcess } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
+import { buildDnsExecutable } from "../dns/testing.ts";
 import { parseSettings } from "../settings.ts";
 import { VXLAN_NAME } from "./plan.ts";
 import {
@@ -42,6 +43,7 @@ const network = `skt${process.pid}net`;
 
 let root: string;
 let plugin: string;
+let dnsProgram: string;
 let cluster: Cluster | undefined;
 let dirs: NodeDirs[] = [];
 const agents: OwnedProcess[] = [];
@@ -114,6 +116,7 @@ async function sendUdp(from: Pod, target: string, message: string): Promise<void
 beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), "skein-overlay-"));
   plugin = await buildPluginExecutable(root);
+  dnsProgram = await buildDnsExecutable(root);
   await applyCrds(api.kubeConfig());
   cluster = await createCluster(3, { apiServer: api });
   await objects.create(networkObject(network));
@@ -124,7 +127,7 @@ beforeAll(async () => {
   }
   dirs = cluster.nodes.map((node) => nodeDirs(root, node));
   for (const [i, node] of cluster.nodes.entries()) {
-    agents.push(startAgent(node, dirs[i]!, { network, pluginSource: plugin }));
+    agents.push(startAgent(node, dirs[i]!, { network, pluginSource: plugin, dnsProgram }));
   }
   for (const [i, node] of cluster.nodes.entries()) {
     await eventually(`agent ready on ${node.name}: ${agents[i]!.logTail(5)}`, () => ready(node), 60_000);
@@ -276,7 +279,12 @@ describe("skein net-agent on three nodes", () => {
     await ping(a1!, c1!);
     await ping(c1!, a1!);
 
-    agents[0] = startAgent(a, dirs[0]!, { network, pluginSource: plugin, logName: "net-agent-2.log" });
+    agents[0] = startAgent(a, dirs[0]!, {
+      network,
+      pluginSource: plugin,
+      dnsProgram,
+      logName: "net-agent-2.log",
+    });
     await eventually("restarted agent ready", () => ready(a), 60_000);
     await ping(a1!, c1!);
     expect(await floodList(a)).toEqual([cluster!.nodes[1]!.address, cluster!.nodes[2]!.address]);

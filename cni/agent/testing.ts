@@ -117,7 +117,14 @@ export function nodeDirs(root: string, node: Node): NodeDirs {
 export function startAgent(
   node: Node,
   dirs: NodeDirs,
-  options: { network: string; pluginSource: string; resyncSeconds?: number; logName?: string },
+  options: {
+    network: string;
+    pluginSource: string;
+    /** The DNS program (buildDnsExecutable); absent: the agent's fallback, `skein dns` on Node. */
+    dnsProgram?: string;
+    resyncSeconds?: number;
+    logName?: string;
+  },
 ): OwnedProcess {
   if (!node.kubeconfigPath)
     throw new Error(`${node.name} has no kubeconfig: create the cluster with an API server`);
@@ -139,6 +146,7 @@ export function startAgent(
       `--plugin-source=${options.pluginSource}`,
       "--metrics-address=127.0.0.1:9402",
       `--resync-seconds=${options.resyncSeconds ?? 2}`,
+      ...(options.dnsProgram ? [`--dns-program=${options.dnsProgram}`] : []),
     ],
     join(dirs.logs, options.logName ?? "net-agent.log"),
     { ...process.env, SKEIN_LOG_LEVEL: "info" },

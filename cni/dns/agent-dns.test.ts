@@ -1,7 +1,8 @@
 /**
- * The node network agent hosting the DNS in worker processes
- * (`skein net-agent --dns-workers 2`), as a real process tree in a node
- * namespace against the real API server: the workers answer on the gateway
+ * The node network agent running the Bun-compiled DNS program with two worker
+ * processes (`skein net-agent --dns-workers 2 --dns-program skein-dns`), as
+ * shipped, as a real process tree in a node namespace against the real API
+ * server: the workers answer on the gateway
  * and on an extra address, rotate fairly between them, drop a deleted pod
  * within a second, are replaced when one dies, report through the agent's one
  * /metrics, and leave nothing behind when the agent stops.
@@ -19,6 +20,7 @@ import type { OwnedProcess } from "../../test/fixtures/process.ts";
 import { isRunning } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
 import { type NodeDirs, networkObject, nodeDirs, nodeSubnetObject, SkeinObjects } from "../agent/testing.ts";
+import { buildDnsExecutable } from "./testing.ts";
 
 const tag = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const NETWORK = `agentdns${tag}`;
@@ -36,18 +38,26 @@ function children(pid: number): number[] {
   }
 }
 
-/** The agent's `skein dns` worker processes (it also runs short-lived `ip` and `bridge` commands). */
-function dnsWorkers(agentPid: number): number[] {
-  return children(agentPid).filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").includes("dns");
-    } catch {
-      return false;
-    }
-  });
+function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")[0] ?? "";
+  } catch {
+    return "";
+  }
 }
 
-describe("skein net-agent --dns-workers 2", () => {
+/** The agent's DNS program (it also runs short-lived `ip` and `bridge` commands). */
+function dnsProgram(agentPid: number, program: string): number | undefined {
+  return children(agentPid).find((pid) => commandOf(pid) === program);
+}
+
+/** The answering workers the agent's DNS program forked. */
+function dnsWorkers(agentPid: number, program: string): number[] {
+  const primary = dnsProgram(agentPid, program);
+  return primary === undefined ? [] : children(primary);
+}
+
+describe("skein net-agent --dns-workers 2, with the Bun-compiled DNS program", () => {
   const api = sharedApiServer();
   const kc = api.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
@@ -59,6 +69,7 @@ describe("skein net-agent --dns-workers 2", () => {
   let node: Node;
   let dirs: NodeDirs;
   let agent: OwnedProcess;
+  let program = "";
   let subnetName = "";
 
   async function dig(server: string, extra: string[] = []): Promise<string[]> {
@@ -109,6 +120,7 @@ describe("skein net-agent --dns-workers 2", () => {
     const plugin = join(root, "skein-cni");
     writeFileSync(plugin, "#!/bin/sh\nexit 0\n");
     chmodSync(plugin, 0o755);
+    program = await buildDnsExecutable(root);
     agent = node.netns.spawn(
       "net-agent with DNS workers",
       [
@@ -128,6 +140,7 @@ describe("skein net-agent --dns-workers 2", () => {
         "--metrics-address=127.0.0.1:9402",
         `--dns-listen=127.0.0.1:${EXTRA_PORT}`,
         "--dns-workers=2",
+        `--dns-program=${program}`,
       ],
       join(dirs.logs, "net-agent.log"),
       { ...process.env, SKEIN_LOG_LEVEL: "info" },
@@ -152,7 +165,7 @@ describe("skein net-agent --dns-workers 2", () => {
   });
 
   it("answers from two worker processes on the gateway and the extra address", async () => {
-    expect(dnsWorkers(agent.pid)).toHaveLength(2);
+    expect(dnsWorkers(agent.pid, program)).toHaveLength(2);
     expect((await dig(GATEWAY)).sort()).toEqual(POD_IPS);
     expect((await dig("127.0.0.1", ["-p", String(EXTRA_PORT)])).sort()).toEqual(POD_IPS);
   });
@@ -190,13 +203,13 @@ describe("skein net-agent --dns-workers 2", () => {
   });
 
   it("replaces a worker that dies, and keeps answering meanwhile", async () => {
-    const [victim, survivor] = dnsWorkers(agent.pid);
+    const [victim, survivor] = dnsWorkers(agent.pid, program);
     process.kill(victim!, "SIGKILL");
     for (let i = 0; i < 4; i++) expect((await dig(GATEWAY)).sort()).toEqual(POD_IPS);
     const replaced = await eventually(
       "a replacement worker",
       async () => {
-        const now = dnsWorkers(agent.pid);
+        const now = dnsWorkers(agent.pid, program);
         return now.length === 2 && !now.includes(victim!) ? now : undefined;
       },
       60_000,
@@ -205,9 +218,9 @@ describe("skein net-agent --dns-workers 2", () => {
     expect(agent.exited()).toBe(false);
   });
 
-  it("stops its workers when it stops", async () => {
-    const workers = dnsWorkers(agent.pid);
-    expect(workers).toHaveLength(2);
+  it("stops its DNS program and workers when it stops", async () => {
+    const workers = [dnsProgram(agent.pid, program)!, ...dnsWorkers(agent.pid, program)];
+    expect(workers).toHaveLength(3);
     const stopping = Date.now();
     agent.kill("SIGTERM");
     await eventually("the agent to exit", async () => agent.exited(), 15_000);

@@ -7,17 +7,18 @@
  * (workers.ts), each an ordinary `skein dns`, and serves their metrics as one.
  */
 import cluster from "node:cluster";
-import { AggregatorRegistry, Registry } from "prom-client";
+import { Registry } from "prom-client";
 import { describeError, InvalidInputError } from "../../kit/errors.ts";
 import { loadKubeConfig } from "../../kit/k8s/kubeconfig.ts";
 import { exitCodeFor, handleTermination, type Termination } from "../../kit/lifecycle.ts";
 import { createLogger, type Logger } from "../../kit/log.ts";
 import { ProbeServer } from "../../kit/serve.ts";
-import { type DnsConfig, parseDnsFlags, USAGE } from "./flags.ts";
+import { type DnsConfig, dnsArgv, parseDnsFlags, USAGE } from "./flags.ts";
 import { startDnsService } from "./service.ts";
-import { DnsWorkers, WORKER_READY, withWorkerMetrics } from "./workers.ts";
+import { DnsWorkers, reportToSupervisor, withWorkerMetrics } from "./workers.ts";
 
-export async function main(argv: string[]): Promise<number> {
+/** `invocation`: the arguments before the flags that make this program `skein dns` (see supervise). */
+export async function main(argv: string[], invocation: readonly string[] = ["dns"]): Promise<number> {
   let config: DnsConfig | "help";
   try {
     config = parseDnsFlags(argv, process.env);
@@ -35,7 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   const log = createLogger("dns");
   const termination = handleTermination({ onForce: (s) => process.exit(exitCodeFor(s)), logger: log });
   try {
-    if (config.workers > 1 && cluster.isPrimary) return await supervise(config, termination, log);
+    if (config.workers > 1 && cluster.isPrimary) return await supervise(config, invocation, termination, log);
     return await serve(config, termination, log);
   } finally {
     termination.dispose();
@@ -53,21 +54,16 @@ async function serve(config: DnsConfig, termination: Termination, log: Logger): 
   const workerLog = worker === undefined ? log : log.child({ worker });
   const { kubeConfig } = loadKubeConfig(config.kubeconfig ? { path: config.kubeconfig } : {});
   const registry = new Registry();
-  // Workers report through the primary's aggregated /metrics.
-  if (worker !== undefined) {
-    // prom-client answers the primary's metrics requests only once an
-    // AggregatorRegistry exists in the worker; its constructor installs that listener.
-    new AggregatorRegistry();
-    AggregatorRegistry.setRegistries(registry);
-  }
+  // Workers report through their supervisor's /metrics.
   const probes =
     config.metricsAddress && worker === undefined
       ? new ProbeServer({ ...config.metricsAddress, registry, logger: log })
       : undefined;
+  let unlink = () => {};
   try {
     await probes?.start();
     const service = await startDnsService(config, kubeConfig, registry, workerLog);
-    if (worker !== undefined) process.send?.(WORKER_READY);
+    unlink = reportToSupervisor(() => registry.getMetricsAsJSON(), workerLog);
     await stopped(termination);
     await service.stop();
     return 0;
@@ -75,23 +71,52 @@ async function serve(config: DnsConfig, termination: Termination, log: Logger): 
     workerLog.error({ err: describeError(err) }, "DNS responder failed");
     return 1;
   } finally {
+    unlink();
     await probes?.stop();
-    // The IPC channel to the primary would keep a worker alive after its work is done.
-    cluster.worker?.disconnect();
+    disconnectFromSupervisor();
   }
 }
 
-/** Runs the workers and serves their aggregated metrics until a signal. */
-async function supervise(config: DnsConfig, termination: Termination, log: Logger): Promise<number> {
+/** The IPC channel to a supervisor would keep this process alive after its work is done. */
+function disconnectFromSupervisor(): void {
+  if (process.connected) process.disconnect?.();
+}
+
+/**
+ * Runs the workers and serves their aggregated metrics until a signal.
+ * `invocation` is how the workers run `skein dns` with this program
+ * (`["dns"]` for `skein`, nothing for `skein-dns`).
+ */
+async function supervise(
+  config: DnsConfig,
+  invocation: readonly string[],
+  termination: Termination,
+  log: Logger,
+): Promise<number> {
   const { metricsAddress, workers: count, ...workerConfig } = config;
-  const workers = new DnsWorkers({ config: workerConfig, workers: count, logger: log });
+  const workers = new DnsWorkers({
+    workers: count,
+    // The workers run this same program (argv[1] under Node; the executable itself under Bun).
+    launch: (index) => {
+      const probes = workerConfig.probes && index === 0;
+      cluster.setupPrimary({ args: [...invocation, ...dnsArgv({ ...workerConfig, probes })] });
+      return cluster.fork().process;
+    },
+    logger: log,
+  });
   const probes = metricsAddress
-    ? new ProbeServer({ ...metricsAddress, registry: withWorkerMetrics(new Registry(), log), logger: log })
+    ? new ProbeServer({
+        ...metricsAddress,
+        registry: withWorkerMetrics(new Registry(), () => workers),
+        logger: log,
+      })
     : undefined;
   probes?.addReadinessCheck("workers", () => workers.ready());
+  let unlink = () => {};
   try {
     await probes?.start();
     await workers.start(termination.signal);
+    unlink = reportToSupervisor(async () => (await workers.metrics())?.getMetricsAsJSON() ?? [], log);
     await stopped(termination);
     await workers.stop();
     return 0;
@@ -101,6 +126,8 @@ async function supervise(config: DnsConfig, termination: Termination, log: Logge
     log.error({ err: describeError(err) }, "DNS workers failed");
     return 1;
   } finally {
+    unlink();
     await probes?.stop();
+    disconnectFromSupervisor();
   }
 }

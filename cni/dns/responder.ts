@@ -9,13 +9,13 @@
  * and both caches are capped. Nothing a client sends can throw out of a
  * handler: an unexpected error drops that one query and is counted.
  */
-import { createSocket, type RemoteInfo, type Socket as UdpSocket } from "node:dgram";
 import { createServer, isIP, type Server, type Socket } from "node:net";
 import type { Registry } from "prom-client";
 import { describeError, SkeinError } from "../../kit/errors.ts";
 import { createLogger, type Logger } from "../../kit/log.ts";
 import { AnswerCache, type CachedAnswer } from "./answer-cache.ts";
 import { ClientPolicy } from "./clients.ts";
+import { bindDatagram, type DatagramSocket } from "./datagram/index.ts";
 import { ForwardCache } from "./forward-cache.ts";
 import { DnsMetrics, type DropReason } from "./metrics.ts";
 import { type Decision, handleQuery, MAX_TCP_MESSAGE, RCODE, type Transport, type Zone } from "./query.ts";
@@ -61,7 +61,7 @@ export class DnsResponder {
   private readonly answers = new AnswerCache();
   private readonly forwarder: Forwarder;
   private readonly clients: ClientPolicy;
-  private readonly udp: UdpSocket[] = [];
+  private readonly udp: DatagramSocket[] = [];
   private readonly tcp: Server[] = [];
   private readonly connections = new Set<Socket>();
   private bound: { transport: Transport; address: string; port: number }[] = [];
@@ -98,8 +98,7 @@ export class DnsResponder {
   }
 
   async stop(): Promise<void> {
-    for (const socket of this.udp.splice(0))
-      await new Promise<void>((resolve) => socket.close(() => resolve()));
+    for (const socket of this.udp.splice(0)) await socket.close();
     for (const conn of this.connections) conn.destroy();
     this.connections.clear();
     for (const server of this.tcp.splice(0))
@@ -131,35 +130,23 @@ export class DnsResponder {
     const port = listen.port ?? 53;
     const what = `${family === 6 ? `[${listen.address}]` : listen.address}:${port}`;
     const hint = "check that the address is on this node and no other DNS server holds the port";
-    const udp = createSocket({
-      type: family === 6 ? "udp6" : "udp4",
-      // Replies go to the address a query came from, always an IP literal: skip
-      // dgram's default lookup, which defers every send by a tick.
-      lookup: (
-        address: string,
-        _family: unknown,
-        callback: (err: null, address: string, family: number) => void,
-      ) => callback(null, address, family),
-    });
+    let udp: DatagramSocket;
     try {
-      await new Promise<void>((resolve, reject) => {
-        udp.once("error", reject);
-        udp.bind(port, listen.address, () => {
-          udp.off("error", reject);
-          resolve();
-        });
+      udp = await bindDatagram({
+        address: listen.address,
+        family: family === 6 ? 6 : 4,
+        port,
+        onMessage: (message, port, address) => this.onDatagram(udp, message, port, address),
+        // Errors on a bound socket (a send to a vanished client) concern one datagram, never the responder.
+        onError: (err) => this.log.debug({ err: describeError(err) }, "udp socket error"),
       });
     } catch (cause) {
-      udp.close();
       throw new DnsListenError(`cannot listen for DNS on udp ${what}: ${describeError(cause)}; ${hint}`, {
         cause,
       });
     }
-    // Errors on a bound socket (a send to a vanished client) concern one datagram, never the responder.
-    udp.on("error", (err) => this.log.debug({ err: describeError(err) }, "udp socket error"));
-    udp.on("message", (message, remote) => this.onDatagram(udp, message, remote));
     this.udp.push(udp);
-    const udpPort = udp.address().port;
+    const udpPort = udp.port;
     this.bound.push({ transport: "udp", address: listen.address, port: udpPort });
 
     const server = createServer((conn) => this.onConnection(conn));
@@ -175,7 +162,7 @@ export class DnsResponder {
       });
     } catch (cause) {
       // Undo this address's UDP half, so a failed listen leaves nothing bound.
-      this.udp.pop()?.close();
+      await this.udp.pop()?.close();
       this.bound.pop();
       throw new DnsListenError(`cannot listen for DNS on tcp ${what}: ${describeError(cause)}; ${hint}`, {
         cause,
@@ -192,16 +179,16 @@ export class DnsResponder {
 
   /**
    * The hot path: a repeated local question costs a map lookup and a copy of
-   * bytes built earlier; the rest is Node receiving and sending the datagram
-   * (measured with perf: Skein's own code is under a tenth of the time). It
-   * creates no closure (where function names are
-   * kept, as under tsx, each one costs an Object.defineProperty) and touches
-   * prom-client only at scrape time.
+   * bytes built earlier; the rest is the runtime receiving and sending the
+   * datagram (measured with perf under Node: Skein's own code is under a tenth
+   * of the time; hence Bun and its batches, datagram/bun.ts). It creates no
+   * closure (where function names are kept, as under tsx, each one costs an
+   * Object.defineProperty) and touches prom-client only at scrape time.
    */
-  private onDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
+  private onDatagram(socket: DatagramSocket, message: Buffer, port: number, address: string): void {
     this.metrics.query("udp");
     try {
-      if (!this.clients.allows(remote.address)) {
+      if (!this.clients.allows(address)) {
         this.drop("client");
         return;
       }
@@ -211,19 +198,19 @@ export class DnsResponder {
       }
       const zone = this.options.zone;
       const answer = this.answers.get(message, zone.version);
-      if (answer) socket.send(this.localResponse(answer, message, true), remote.port, remote.address);
-      else this.onUncachedDatagram(socket, message, remote);
+      if (answer) socket.send(this.localResponse(answer, message, true), port, address);
+      else this.onUncachedDatagram(socket, message, port, address);
     } catch (err) {
       this.failed(err);
     }
   }
 
-  private onUncachedDatagram(socket: UdpSocket, message: Buffer, remote: RemoteInfo): void {
+  private onUncachedDatagram(socket: DatagramSocket, message: Buffer, port: number, address: string): void {
     const zone = this.options.zone;
     const version = zone.version;
     const decision = handleQuery(message, zone, "udp");
     if (decision.kind !== "local") {
-      const reply = (response: Buffer) => socket.send(response, remote.port, remote.address);
+      const reply = (response: Buffer) => socket.send(response, port, address);
       this.other(decision, message, "udp", reply).catch((err: unknown) => this.failed(err));
       return;
     }
@@ -231,7 +218,7 @@ export class DnsResponder {
     // Only answers worth repeating are kept: floods of garbage must not push out real names.
     const keep = decision.rcode === RCODE.NOERROR || decision.rcode === RCODE.NXDOMAIN;
     if (keep) this.answers.set(message, version, answer);
-    socket.send(this.localResponse(answer, message, keep), remote.port, remote.address);
+    socket.send(this.localResponse(answer, message, keep), port, address);
   }
 
   private failed(err: unknown): void {

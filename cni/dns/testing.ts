@@ -1,7 +1,10 @@
-/** Helpers for the responder's tests: queries on the wire and a zone over a record store. */
+/** Helpers for the responder's tests: queries on the wire, a zone over a record store, the DNS program. */
 import { createSocket } from "node:dgram";
 import { BlockList, Socket } from "node:net";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Answer, type DecodedPacket, decode, encode, type Packet, RECURSION_DESIRED } from "dns-packet";
+import { run } from "../../kit/exec.ts";
 import type { InformerHandlers } from "../../kit/k8s/informer.ts";
 import type { Zone } from "./query.ts";
 import { type PodRecord, RecordStore } from "./records.ts";
@@ -188,4 +191,13 @@ export async function tcpAsk(port: number, messages: Buffer[], timeoutMs = 2000)
   } finally {
     socket.destroy();
   }
+}
+
+const ROOT = fileURLToPath(new URL("../..", import.meta.url));
+
+/** Builds the DNS program as `npm run build` does (the executable scripts/build-dns.mjs compiles) into `dir`. */
+export async function buildDnsExecutable(dir: string): Promise<string> {
+  const executable = join(dir, "skein-dns");
+  await run([process.execPath, join(ROOT, "scripts/build-dns.mjs"), executable], { timeoutMs: 120_000 });
+  return executable;
 }

@@ -2,7 +2,10 @@
  * `skein dns --workers N` as a real process tree: the workers answer on one
  * shared port, the primary serves their aggregated metrics, and SIGTERM leaves
  * no worker behind; workers that cannot listen fail the start, leaving none.
+ * A supervised `skein dns` (on Node, and the Bun-compiled program) speaks the
+ * IPC protocol and stops when its supervisor goes.
  */
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +15,7 @@ import { eventually } from "../../kit/k8s/testing.ts";
 import { freePort } from "../../test/fixtures/apiserver.ts";
 import { startProcess } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
+import { buildDnsExecutable } from "./testing.ts";
 
 function children(pid: number): number[] {
   try {
@@ -99,6 +103,44 @@ describe("skein dns --workers", () => {
       expect(log).toMatch(/DNS worker \d exited while starting/);
     } finally {
       await dns.stop();
+    }
+  });
+
+  it.each([
+    ["skein dns on Node, with workers", () => skeinDnsWorkers()],
+    [
+      "the Bun-compiled DNS program",
+      async () => [await buildDnsExecutable(dir), `--kubeconfig=${api.kubeconfigPath}`, "--no-probes"],
+    ],
+  ])("%s: says it is ready, reports metrics, and stops when its supervisor is gone", async (_what, argv) => {
+    const [program, ...args] = (await argv()) as [string, ...string[]];
+    const port = await freePort();
+    const child = spawn(program, [...args, `--listen=127.0.0.1:${port}`], {
+      stdio: ["ignore", "ignore", "ignore", "ipc"],
+      serialization: "json",
+    });
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    try {
+      const messages: unknown[] = [];
+      child.on("message", (m) => messages.push(m));
+      await eventually(
+        "ready",
+        async () => messages.some((m) => (m as { skeinDns?: string }).skeinDns === "ready"),
+        60_000,
+      );
+      child.send({ skeinDns: "metrics", id: 7 });
+      const reply = (await eventually("a metrics reply", async () =>
+        messages.find((m) => (m as { id?: number }).id === 7),
+      )) as { metrics: { name: string }[] };
+      expect(reply.metrics.map((m) => m.name)).toContain("skein_dns_queries_total");
+      // What a supervisor killed with SIGKILL leaves: the channel closes.
+      child.disconnect();
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+      expect(child.exitCode ?? child.signalCode).not.toBeNull();
+      expect(children(child.pid!)).toEqual([]);
+    } finally {
+      child.kill("SIGKILL");
+      await exited;
     }
   });
 });
