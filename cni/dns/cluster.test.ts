@@ -1,13 +1,14 @@
 /**
  * The responder on simulated nodes against the real API server: three node
- * namespaces each running `skein dns` (responder + health reporter), pods as
+ * namespaces each running the DNS program as shipped (`skein-dns`, `skein dns`
+ * compiled with Bun: responder + health reporter), pods as
  * namespaces wired to a bridge on their node, Pod objects whose status the
  * test writes (no kubelet runs here), dig from a pod, and dnsmasq in a node
  * namespace as the upstream. No traffic leaves the test's namespaces.
  */
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -25,9 +26,9 @@ import { createNode } from "../../test/fixtures/objects.ts";
 import type { OwnedProcess } from "../../test/fixtures/process.ts";
 import { waitUntilReady } from "../../test/fixtures/process.ts";
 import { sharedApiServer } from "../../test/fixtures/shared.ts";
+import { buildDnsExecutable } from "./testing.ts";
 
 const MERGE = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
-const SKEIN = resolve("cmd/skein.ts");
 const tag = `${process.pid}${Math.random().toString(36).slice(2, 6)}`;
 const DOMAIN = `d${tag}.test`;
 const WEB = `web${tag}`;
@@ -88,6 +89,7 @@ describe("skein dns on simulated nodes", () => {
   const nodeNames: string[] = [];
   let client: Netns;
   let dir: string;
+  let program: string;
   let upstream: OwnedProcess;
 
   async function createPodObject(
@@ -133,11 +135,7 @@ describe("skein dns on simulated nodes", () => {
     const proc = n.node.netns.spawn(
       `skein dns on ${n.name}`,
       [
-        process.execPath,
-        "--import",
-        "tsx",
-        SKEIN,
-        "dns",
+        program,
         `--kubeconfig=${n.node.kubeconfigPath}`,
         `--node=${n.name}`,
         `--network=${NETWORK}`,
@@ -154,6 +152,7 @@ describe("skein dns on simulated nodes", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "skein-dns-test-"));
+    program = await buildDnsExecutable(dir);
     kc = api.kubeConfig();
     core = kc.makeApiClient(CoreV1Api);
     await applyCrds(kc);

@@ -5,13 +5,28 @@
  * The PRNG is seeded, so a failure names the packet that caused it.
  */
 import { createSocket } from "node:dgram";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { decode } from "dns-packet";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../../kit/k8s/testing.ts";
+import { freePort } from "../../test/fixtures/apiserver.ts";
+import { type OwnedProcess, startProcess } from "../../test/fixtures/process.ts";
+import { sharedApiServer } from "../../test/fixtures/shared.ts";
 import { handleQuery } from "./query.ts";
 import { DnsResponder } from "./responder.ts";
-import { addressesOf, queryPacket, TestZone, tcpAsk, udpAsk } from "./testing.ts";
+import {
+  addressesOf,
+  buildDnsExecutable,
+  decodeResponse,
+  queryPacket,
+  TestZone,
+  tcpAsk,
+  udpAsk,
+} from "./testing.ts";
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -130,43 +145,100 @@ describe("fuzzed packets against a live responder", () => {
   });
 
   it("survives a flood of garbage over UDP and TCP with memory bounded, and still answers", async () => {
-    const rand = prng(0xf100d);
-    const socket = createSocket("udp4");
-    socket.on("message", () => {});
-    const burst = async (count: number) => {
-      for (let i = 0; i < count; i++) {
-        socket.send(fuzzPacket(rand), port, "127.0.0.1");
-        // Let the responder drain its socket now and then (the kernel drops the rest, as it would).
-        if (i % 200 === 0) await new Promise((r) => setImmediate(r));
-      }
-    };
-    try {
-      await burst(5_000);
-      await new Promise((r) => setTimeout(r, 200));
-      const before = process.memoryUsage().heapUsed;
-      await burst(30_000);
-      for (let c = 0; c < 20; c++) {
-        const tcp = new Socket();
-        await new Promise<void>((r) => tcp.connect(port, "127.0.0.1", () => r()));
-        tcp.on("error", () => {});
-        for (let i = 0; i < 20; i++) {
-          const p = fuzzPacket(rand);
-          const framed = Buffer.alloc(2 + p.length);
-          framed.writeUInt16BE(rand() < 0.1 ? 0xffff : p.length, 0);
-          p.copy(framed, 2);
-          tcp.write(framed);
-        }
-        tcp.destroy();
-      }
-      await new Promise((r) => setTimeout(r, 300));
-      const grown = process.memoryUsage().heapUsed - before;
-      expect(grown).toBeLessThan(64 * 1024 * 1024);
-    } finally {
-      socket.close();
-    }
+    const grown = await flood(port, () => process.memoryUsage().heapUsed);
+    expect(grown).toBeLessThan(64 * 1024 * 1024);
     const answer = await udpAsk(port, queryPacket("web-7.default.skein.local", "A"));
     expect(addressesOf(answer!)).toEqual(["10.244.1.7"]);
     const [all] = await tcpAsk(port, [queryPacket("web.skein.local", "A")]);
     expect(addressesOf(all!)).toHaveLength(50);
+  });
+});
+
+/**
+ * 35,000 fuzzed datagrams and 20 TCP connections of fuzzed messages at
+ * `port`; returns how much `memory` grew over all but the first 5,000.
+ */
+async function flood(port: number, memory: () => number): Promise<number> {
+  const rand = prng(0xf100d);
+  const socket = createSocket("udp4");
+  socket.on("message", () => {});
+  const burst = async (count: number) => {
+    for (let i = 0; i < count; i++) {
+      socket.send(fuzzPacket(rand), port, "127.0.0.1");
+      // Let the responder drain its socket now and then (the kernel drops the rest, as it would).
+      if (i % 200 === 0) await new Promise((r) => setImmediate(r));
+    }
+  };
+  try {
+    await burst(5_000);
+    await new Promise((r) => setTimeout(r, 200));
+    const before = memory();
+    await burst(30_000);
+    for (let c = 0; c < 20; c++) {
+      const tcp = new Socket();
+      await new Promise<void>((r) => tcp.connect(port, "127.0.0.1", () => r()));
+      tcp.on("error", () => {});
+      for (let i = 0; i < 20; i++) {
+        const p = fuzzPacket(rand);
+        const framed = Buffer.alloc(2 + p.length);
+        framed.writeUInt16BE(rand() < 0.1 ? 0xffff : p.length, 0);
+        p.copy(framed, 2);
+        tcp.write(framed);
+      }
+      tcp.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    return memory() - before;
+  } finally {
+    socket.close();
+  }
+}
+
+/** A process's resident memory in bytes, from /proc. */
+function residentBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!match) throw new Error(`no VmRSS for ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
+describe("fuzzed packets against the Bun-compiled DNS program", () => {
+  const api = sharedApiServer();
+  const dir = mkdtempSync(join(tmpdir(), "skein-dns-fuzz-"));
+  let dns: OwnedProcess;
+  let port = 0;
+
+  beforeAll(async () => {
+    port = await freePort();
+    dns = startProcess(
+      "skein-dns",
+      [
+        await buildDnsExecutable(dir),
+        `--kubeconfig=${api.kubeconfigPath}`,
+        `--network=skt${process.pid}-fuzz`,
+        `--listen=127.0.0.1:${port}`,
+        "--no-probes",
+      ],
+      join(dir, "dns.log"),
+    );
+    await eventually(
+      "skein-dns answering",
+      async () =>
+        (await udpAsk(port, queryPacket("nobody.skein.local", "A")).catch(() => undefined)) !== undefined,
+      60_000,
+    );
+  }, 90_000);
+  afterAll(async () => {
+    await dns?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("survives the same flood, its memory bounded, and still answers", async () => {
+    const grown = await flood(port, () => residentBytes(dns.pid));
+    expect(dns.exited()).toBe(false);
+    expect(grown).toBeLessThan(64 * 1024 * 1024);
+    const answer = decodeResponse((await udpAsk(port, queryPacket("nobody.skein.local", "A")))!);
+    expect(answer.rcode).toBe("NXDOMAIN");
+    const [overTcp] = await tcpAsk(port, [queryPacket("nobody.skein.local", "A")]);
+    expect(decodeResponse(overTcp!).rcode).toBe("NXDOMAIN");
   });
 });
