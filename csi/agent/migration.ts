@@ -48,7 +48,7 @@ import {
   SMALL_DELTA_BYTES,
 } from "./migration-plan.ts";
 import { capacityProperties, readOnly, tags } from "./plan.ts";
-import { destroyCopy, type Pull, peerOf, pruneLocal, pullRound } from "./pull.ts";
+import { destroyCopy, type Pull, peerOf, pruneLocal, pullRound, withCopy } from "./pull.ts";
 import { isReplicaOn } from "./replica-plan.ts";
 
 /** How often a waiting side looks again (the source for "unpublished", the target between rounds). */
@@ -258,21 +258,26 @@ function pullOf(
 }
 
 async function discardCopy(ctx: AgentContext, m: VolumeMigration, dataset: string): Promise<void> {
-  // A replica on this node lives in the same copy: it stays (and goes on syncing).
-  if (isReplicaOn(ctx.volumes.get(m.spec.volume), ctx.node)) return;
-  // Another migration to this node may be using the copy as its base.
-  const other = ctx.migrations
-    .list()
-    .some(
-      (o) => o !== m && o.spec.volume === m.spec.volume && o.spec.targetNode === ctx.node && !isTerminal(o),
+  const wanted = () =>
+    // A replica on this node lives in the same copy: it stays (and goes on syncing).
+    isReplicaOn(ctx.volumes.get(m.spec.volume), ctx.node) ||
+    // Another migration to this node (a retry of this one) may be using the copy as its base.
+    ctx.migrations
+      .list()
+      .some(
+        (o) => o !== m && o.spec.volume === m.spec.volume && o.spec.targetNode === ctx.node && !isTerminal(o),
+      );
+  if (wanted() || !(await ctx.zfs.exists(dataset))) return;
+  // Asked again as the copy's one user: a retry that came since may be pulling into it.
+  await withCopy(ctx, dataset, `discard ${dataset}`, async () => {
+    if (wanted()) return;
+    ctx.log.info(
+      { migration: m.metadata.name, dataset },
+      "discarding the copy of a migration that did not complete",
     );
-  if (other || !(await ctx.zfs.exists(dataset))) return;
-  ctx.log.info(
-    { migration: m.metadata.name, dataset },
-    "discarding the copy of a migration that did not complete",
-  );
-  await destroyCopy(ctx, dataset);
-  ctx.poolChanged();
+    await destroyCopy(ctx, dataset);
+    ctx.poolChanged();
+  });
 }
 
 // ---- source ----

@@ -46,8 +46,28 @@ export interface Pull {
 
 const PROGRESS_MS = 1_000;
 
+/**
+ * Runs `fn` as the one user of the copy `dataset` on this node: a pull into it,
+ * or its discarding. Another at the same time is ABORTED (and its reconcile
+ * retried). Without this, a discard that found the copy unwanted could still
+ * be destroying it, waiting out zfs-fuse's "busy", when a new pull into it (a
+ * retried move) had started: the destroy then took the new copy.
+ */
+export function withCopy<R>(
+  ctx: AgentContext,
+  dataset: string,
+  what: string,
+  fn: () => Promise<R>,
+): Promise<R> {
+  return ctx.locks.run([`copy:${dataset}`], what, fn);
+}
+
 /** Pulls; returns the bytes carried, or undefined when the copy had `snapshot` already. */
-export async function pullRound(ctx: AgentContext, pull: Pull): Promise<number | undefined> {
+export function pullRound(ctx: AgentContext, pull: Pull): Promise<number | undefined> {
+  return withCopy(ctx, pull.dataset, `pull ${pull.snapshot} into ${pull.dataset}`, () => pullInto(ctx, pull));
+}
+
+async function pullInto(ctx: AgentContext, pull: Pull): Promise<number | undefined> {
   const { peer, dataset, snapshot, take } = pull;
   const tls = transferTls(ctx);
   const ours = await localSnapshots(ctx, dataset);

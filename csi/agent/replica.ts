@@ -13,7 +13,7 @@ import { TRANSFER_SNAPSHOT_PREFIX } from "../transfer/protocol.ts";
 import { incomingDataset, volumeDataset } from "../zfs/names.ts";
 import type { AgentContext, Outcome } from "./context.ts";
 import { migratingTo } from "./migration-plan.ts";
-import { destroyCopy, peerOf, pullRound } from "./pull.ts";
+import { destroyCopy, peerOf, pullRound, withCopy } from "./pull.ts";
 import { isReplicaOn, replicaSnapshot, staleReplicaSnapshots, synced } from "./replica-plan.ts";
 
 export async function reconcileReplica(ctx: AgentContext, name: string): Promise<Outcome> {
@@ -27,10 +27,14 @@ export async function reconcileReplica(ctx: AgentContext, name: string): Promise
   if (migratingTo(ctx.migrations.list(), name, ctx.node)) return {};
   if (!volume || !isReplicaOn(volume, ctx.node)) {
     if (await ctx.zfs.exists(dataset)) {
-      await destroyCopy(ctx, dataset);
-      ctx.log.info({ volume: name, dataset }, "discarded the replica: this node no longer keeps one");
-      ctx.lastReplicaSync.delete(name);
-      ctx.poolChanged();
+      // Asked again as the copy's one user: a migration to this node may have begun pulling into it.
+      await withCopy(ctx, dataset, `discard the replica ${dataset}`, async () => {
+        if (migratingTo(ctx.migrations.list(), name, ctx.node)) return;
+        await destroyCopy(ctx, dataset);
+        ctx.log.info({ volume: name, dataset }, "discarded the replica: this node no longer keeps one");
+        ctx.lastReplicaSync.delete(name);
+        ctx.poolChanged();
+      });
     }
     return {};
   }
