@@ -34,7 +34,7 @@ describe("net-agent flags", () => {
 
   it.each<[string, string[], number | undefined, number]>([
     ["one worker per core", [], 2, 2],
-    ["at most four workers by default", [], 16, 4],
+    ["at most two workers by default", [], 16, 2],
     ["no workers beside the agent on one core", [], 1, 1],
     ["the workers asked for", ["--dns-workers=8"], 2, 8],
     ["one process when asked for one", ["--dns-workers", "1"], 16, 1],

@@ -37,8 +37,12 @@ export interface AgentConfig {
   };
 }
 
-/** Each DNS worker adds its own API watches and memory, and every idle worker wakes for each datagram. */
-const DEFAULT_DNS_WORKERS_CAP = 4;
+/**
+ * Each DNS worker adds its own API watches and about 60 MiB (measured, Bun, an
+ * empty cluster), beside the DNS program's own supervising process; one Bun
+ * worker already answers more than dnsmasq (bench/dns.bench.ts).
+ */
+const DEFAULT_DNS_WORKERS_CAP = 2;
 const MAX_DNS_WORKERS = 64;
 
 export const USAGE = `usage: skein net-agent --node NAME [flags]
