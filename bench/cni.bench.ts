@@ -87,11 +87,14 @@ export default async function cniBench(args: string[]): Promise<void> {
     ];
     const samples = new Map<string, Sample[]>(contenders.map((c) => [c.name, []]));
     const startup = new Map<string, number[]>(contenders.map((c) => [c.name, []]));
-    // Warm up page cache and the bridges, then interleave so drift hits all alike.
+    // Warm up page cache and the bridges, then interleave so drift hits all alike, and
+    // alternate who goes first: the kernel tears a pod's namespace down after its DEL
+    // returns, in the background, and whoever goes next runs beside that.
     for (const c of contenders) await addDel(node, c, `warm-${c.name}`);
     for (let i = 0; i < iterations; i++) {
-      for (const c of contenders) samples.get(c.name)!.push(await addDel(node, c, `${c.name}-${i}`));
-      for (const c of contenders) startup.get(c.name)!.push(await versionStartup(node, c.plugin));
+      const order = i % 2 === 0 ? contenders : [...contenders].reverse();
+      for (const c of order) samples.get(c.name)!.push(await addDel(node, c, `${c.name}-${i}`));
+      for (const c of order) startup.get(c.name)!.push(await versionStartup(node, c.plugin));
     }
     const totals = new Map([...samples].map(([name, s]) => [name, s.map((x) => x.add + x.del)]));
     for (const [name, s] of samples) {
