@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 import { describeError, InvalidInputError } from "./errors.ts";
+import { splitHostPort } from "./host-port.ts";
 import { createLogger, type Logger } from "./log.ts";
 
 /** Passes by returning true (or nothing); fails by returning false or throwing, with the error as the reason. */
@@ -31,15 +32,13 @@ export interface ProbeServerOptions {
 
 /** Parses a `--metrics-address` style value: "host:port", ":port" (all interfaces) or "[v6]:port". */
 export function parseListenAddress(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = Number(m?.[3]);
-  if (!m || !(port >= 0 && port <= 65535)) {
+  const parts = splitHostPort(value.trim());
+  if (parts?.port === undefined) {
     throw new InvalidInputError(
       `listen address ${JSON.stringify(value)} is not host:port; use e.g. ":8080", "0.0.0.0:8080" or "127.0.0.1:8080"`,
     );
   }
-  const host = m[1] ?? m[2] ?? "";
-  return { host: host === "" ? "0.0.0.0" : host, port };
+  return { host: parts.host === "" ? "0.0.0.0" : parts.host, port: parts.port };
 }
 
 export class ProbeServer {

@@ -2,9 +2,10 @@
 import { isIP } from "node:net";
 import { parseArgs } from "node:util";
 import { InvalidInputError } from "../../kit/errors.ts";
+import { parseListenAddress } from "../../kit/serve.ts";
 import { isDomain, normaliseName } from "./names.ts";
 import type { ListenAddress } from "./responder.ts";
-import { parseUpstream, type Upstream } from "./upstream.ts";
+import { ipEndpoint, parseUpstream, type Upstream } from "./upstream.ts";
 
 export interface DnsConfig {
   node?: string;
@@ -103,20 +104,15 @@ export function dnsArgv(config: Omit<DnsConfig, "metricsAddress" | "workers">): 
   return argv;
 }
 
-/** "10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1". */
+/** "10.0.0.1", "10.0.0.1:5353", "[fd00::1]:53", "fd00::1"; port 0 (any free port) too, unlike an upstream. */
 export function parseListen(text: string): ListenAddress {
-  try {
-    const { address, port } = parseUpstream(text);
-    return { address, port };
-  } catch {
-    // Port 0 (any free port) is fine for listening, not for an upstream.
-    const match = /^(?:\[([^\]]+)\]|([^:]+)):0$/.exec(text);
-    const address = match?.[1] ?? match?.[2];
-    if (address && isIP(address) !== 0) return { address, port: 0 };
+  const endpoint = ipEndpoint(text);
+  if (!endpoint) {
     throw new InvalidInputError(
       `--listen ${JSON.stringify(text)} is not an IP address with an optional port: use 10.244.1.1, 10.244.1.1:53 or [fd00::1]:53`,
     );
   }
+  return endpoint;
 }
 
 function cidr(flag: string, text: string): string {
@@ -183,9 +179,10 @@ export function parseDnsFlags(argv: string[], env: NodeJS.ProcessEnv): DnsConfig
   }
   if (v.cidr !== undefined) config.cidr = cidr("cidr", v.cidr);
   if (v["metrics-address"] !== undefined) {
-    const m = parseListen(v["metrics-address"]);
-    if (!m.port) throw new InvalidInputError("--metrics-address needs a port, e.g. 0.0.0.0:9403");
-    config.metricsAddress = { host: m.address, port: m.port };
+    // The same form as every component's --metrics-address.
+    const metrics = parseListenAddress(v["metrics-address"]);
+    if (metrics.port === 0) throw new InvalidInputError("--metrics-address needs a port, e.g. 0.0.0.0:9403");
+    config.metricsAddress = metrics;
   }
   return config;
 }

@@ -15,6 +15,7 @@ import { createSocket } from "node:dgram";
 import { isIP, Socket } from "node:net";
 import { decode, type Question } from "dns-packet";
 import { InvalidInputError } from "../../kit/errors.ts";
+import { splitHostPort } from "../../kit/host-port.ts";
 import { ForwardCache } from "./forward-cache.ts";
 import type { DnsMetrics } from "./metrics.ts";
 import { normaliseName } from "./names.ts";
@@ -27,19 +28,20 @@ export interface Upstream {
 
 /** "10.96.0.10", "10.96.0.10:53", "fd00::10", "[fd00::10]:53" (the Network CRD's forms). */
 export function parseUpstream(text: string): Upstream {
-  const bracketed = /^\[([^\]]+)\]:(\d{1,5})$/.exec(text);
-  const withPort = /^([^:]+):(\d{1,5})$/.exec(text);
-  const [address, port] = bracketed
-    ? [bracketed[1]!, Number(bracketed[2])]
-    : withPort
-      ? [withPort[1]!, Number(withPort[2])]
-      : [text, 53];
-  if (isIP(address) === 0 || port < 1 || port > 65535) {
+  const endpoint = ipEndpoint(text);
+  if (!endpoint || endpoint.port === 0) {
     throw new InvalidInputError(
       `upstream ${JSON.stringify(text)} is not an IP address with an optional port: use 10.96.0.10, 10.96.0.10:53 or [fd00::10]:53`,
     );
   }
-  return { address, port };
+  return endpoint;
+}
+
+/** An IP address with an optional port (default 53, the DNS port; 0 is the caller's to refuse). */
+export function ipEndpoint(text: string): Upstream | undefined {
+  const parts = splitHostPort(text);
+  if (!parts || isIP(parts.host) === 0) return undefined;
+  return { address: parts.host, port: parts.port ?? 53 };
 }
 
 /** The `nameserver` lines of a resolv.conf, in order (scoped IPv6 addresses are skipped). */
