@@ -32,7 +32,7 @@ function defaultPluginSource(): string {
  * was not built (a development tree), this program's own `skein dns` on
  * this runtime.
  */
-function defaultDnsProgram(): string[] {
+function defaultDnsProgram(): [string, ...string[]] {
   const compiled = join(dirname(resolve(process.argv[1] ?? ".")), "skein-dns");
   if (existsSync(compiled)) return [compiled];
   return [process.execPath, ...process.execArgv, resolve(process.argv[1] ?? "."), "dns"];
@@ -72,7 +72,7 @@ async function hostDns(
   const dns = new DnsWorkers({
     workers: 1,
     launch: () =>
-      spawn(program!, argv, { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" }),
+      spawn(program, argv, { stdio: ["ignore", "inherit", "inherit", "ipc"], serialization: "json" }),
     logger: dnsLog,
   });
   try {

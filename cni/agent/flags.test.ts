@@ -3,7 +3,7 @@ import { parseAgentFlags } from "./flags.ts";
 
 const defaults = {
   pluginSource: "/usr/lib/skein/skein-cni",
-  dnsProgram: ["/usr/lib/skein/skein-dns"],
+  dnsProgram: ["/usr/lib/skein/skein-dns"] as [string],
   cores: 2,
 };
 

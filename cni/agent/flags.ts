@@ -33,7 +33,7 @@ export interface AgentConfig {
     extraListen: ListenAddress[];
     workers: number;
     /** The DNS program and the arguments that make it `skein dns`; its flags follow. */
-    program: readonly string[];
+    program: readonly [string, ...string[]];
   };
 }
 
@@ -84,7 +84,7 @@ function absolute(flag: string, value: string): string {
 export function parseAgentFlags(
   argv: string[],
   env: NodeJS.ProcessEnv,
-  defaults: { pluginSource: string; dnsProgram: readonly string[]; cores?: number },
+  defaults: { pluginSource: string; dnsProgram: readonly [string, ...string[]]; cores?: number },
 ): AgentConfig | "help" {
   let parsed: ReturnType<typeof parse>;
   try {
