@@ -23,8 +23,8 @@ export async function bindBunDatagram(
     // Each worker binds on its own: port 0 would give each a different port.
     throw new Error("worker processes need a fixed port to share; port 0 gives each its own");
   }
+  // Replies waiting for the batch's end; a flush is queued exactly while there are any.
   let pending: (Buffer | number | string)[] = [];
-  let flushQueued = false;
   const socket = await Bun.udpSocket({
     hostname: binding.address,
     port: binding.port,
@@ -35,7 +35,8 @@ export async function bindBunDatagram(
     },
   });
   const flush = () => {
-    flushQueued = false;
+    // Nothing left when close() flushed first.
+    if (pending.length === 0) return;
     const batch = pending;
     pending = [];
     try {
@@ -48,14 +49,11 @@ export async function bindBunDatagram(
   return {
     port: socket.port,
     send(message, port, address) {
+      if (pending.length === 0) setImmediate(flush);
       pending.push(message, port, address);
-      if (!flushQueued) {
-        flushQueued = true;
-        setImmediate(flush);
-      }
     },
     async close() {
-      if (pending.length > 0) flush();
+      flush();
       socket.close();
     },
   };
