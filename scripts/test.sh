@@ -10,14 +10,9 @@ echo "test: lint and format check"; npx biome check .
 echo "test: typecheck"; npx tsc --noEmit
 echo "test: build"; npm run --silent build
 
-report=$(mktemp)
-trap 'rm -f "$report"' EXIT
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
 status=0
-npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
-node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed, ${skipped} skipped`);
-  if (r.numTotalTests === 0) { console.error("test: no test ran"); process.exit(1); }
-' "$report" || status=1
+SKEIN_TEST_SUMMARY="$summary" npx vitest run --reporter=default --reporter=./test/summary-reporter.ts "$@" || status=$?
+node scripts/test-summary.mjs "$summary" || status=1
 exit $status

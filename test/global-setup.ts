@@ -15,7 +15,7 @@ import { deleteNetns } from "./fixtures/netns.ts";
 import { destroyPool } from "./fixtures/pool.ts";
 import { isRunning } from "./fixtures/process.ts";
 import { SCRATCH_DIR } from "./fixtures/scratch.ts";
-import { ensureZfsDaemon } from "./fixtures/zfs-daemon.ts";
+import { daemonAnswers, ensureZfsDaemon } from "./fixtures/zfs-daemon.ts";
 
 const FIXTURE_NAME = /^skt(\d+)[a-z]+\d+$/;
 
@@ -137,6 +137,11 @@ export default async function setup(project: TestProject) {
     adminKeyPath: api.adminKeyPath,
   });
   return async () => {
+    // A daemon that died mid-run explains every zpool/zfs failure after it: say so first.
+    if (!(await daemonAnswers()))
+      console.error(
+        "global-setup: the zfs-fuse daemon stopped answering during the run (it crashed or was killed); ZFS failures after that are its consequence",
+      );
     await api.stop();
     const swept = await sweep();
     await stopZfs();
