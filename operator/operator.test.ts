@@ -285,15 +285,18 @@ describe("skein operator", () => {
     const killedAt = Date.now();
     await createNode("node-new", "198.18.1.1");
     await eventually("op-b to lead", async () => (await holder()) === "op-b", 30_000);
+    // The handover is what the lease bounds: op-b may lead once the record it last saw has
+    // gone unrenewed for the lease duration, and it looks again every (jittered) retry
+    // period; the slack is for a loaded 2-core machine. The reconcile after it is not
+    // bounded by the lease (informers sync first), only required to happen.
+    const handoverMs = Date.now() - killedAt;
+    expect(handoverMs).toBeLessThan((LEASE.durationS + 3 * LEASE.retryS + 5) * 1000);
     await eventually(
       "node-new to get its blocks",
       // Two: "tiny" is full.
       async () => (await subnets()).filter((s) => s.spec.node === "node-new").length === 2,
       30_000,
     );
-    const tookMs = Date.now() - killedAt;
-    // The lease must run out (4 s) before op-b may lead; then one retry period and a reconcile.
-    expect(tookMs).toBeLessThan((LEASE.durationS + 3 * LEASE.retryS + 5) * 1000);
     for (const [name, blocks] of await allocation()) {
       expect(new Set(blocks.values()).size, `blocks of ${name} are unique`).toBe(blocks.size);
     }
