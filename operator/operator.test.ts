@@ -280,6 +280,13 @@ describe("skein operator", () => {
       (await leases.readNamespacedLease({ name: "skein-operator", namespace: NAMESPACE })).spec
         ?.holderIdentity;
     expect(await holder()).toBe("op-a");
+    // op-b must be up and campaigning before the leader dies: its start-up (seconds on a loaded
+    // machine) is not what the lease bounds.
+    await eventually(
+      "op-b to see the leader",
+      () => readFileSync(standby.logPath, "utf8").includes('"leader":"op-a"'),
+      30_000,
+    );
     const leader = [...running].find((p) => p.name === "operator op-a")!;
     await stop(leader, "SIGKILL");
     const killedAt = Date.now();
