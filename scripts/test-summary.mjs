@@ -32,7 +32,8 @@ try {
   console.error(`test: vitest wrote no summary (${err.message}); it failed before running tests`);
   process.exit(1);
 }
-const { passed, failed, skipped, failures } = summary;
+const { passed, skipped, failures } = summary;
+const failed = failures.length;
 if (failures.length > 0) {
   console.log(`\ntest: what failed (${failures.length})`);
   for (const f of failures.slice(0, MAX_LISTED)) console.log(`  ✗ ${f.what}\n${firstLines(f.error)}`);

@@ -9,16 +9,12 @@ import { writeFileSync } from "node:fs";
 import { relative } from "node:path";
 import type { Reporter, SerializedError, TestModule } from "vitest/node";
 
-export interface Failure {
-  what: string;
-  error: string;
-}
-
-export interface Summary {
+/** What scripts/test-summary.mjs reads; a run's failed count is the number of failures. */
+interface Summary {
   passed: number;
-  failed: number;
   skipped: number;
-  failures: Failure[];
+  /** Failed tests, and errors outside any test (collection, beforeAll/afterAll, unhandled). */
+  failures: { what: string; error: string }[];
 }
 
 function describeError(error: SerializedError | undefined): string {
@@ -30,34 +26,22 @@ export default class SummaryReporter implements Reporter {
   onTestRunEnd(modules: ReadonlyArray<TestModule>, unhandled: ReadonlyArray<SerializedError>): void {
     const path = process.env.SKEIN_TEST_SUMMARY;
     if (!path) return;
-    const summary: Summary = { passed: 0, failed: 0, skipped: 0, failures: [] };
+    const summary: Summary = { passed: 0, skipped: 0, failures: [] };
+    const fail = (what: string, error: SerializedError | undefined) =>
+      summary.failures.push({ what, error: describeError(error) });
     for (const module of modules) {
       const file = relative(process.cwd(), module.moduleId);
-      // Errors outside any test: collection, or a beforeAll/afterAll of the file or a suite.
-      const outside = [
-        ...module.errors().map((e) => ({ what: file, error: e })),
-        ...[...module.children.allSuites()].flatMap((s) =>
-          s.errors().map((e) => ({ what: `${file} > ${s.fullName}`, error: e })),
-        ),
-      ];
-      for (const o of outside) summary.failures.push({ what: o.what, error: describeError(o.error) });
-      summary.failed += outside.length;
+      for (const e of module.errors()) fail(file, e);
+      for (const suite of module.children.allSuites())
+        for (const e of suite.errors()) fail(`${file} > ${suite.fullName}`, e);
       for (const test of module.children.allTests()) {
         const result = test.result();
         if (result.state === "passed") summary.passed += 1;
-        else if (result.state === "failed") {
-          summary.failed += 1;
-          summary.failures.push({
-            what: `${file} > ${test.fullName}`,
-            error: describeError(result.errors[0]),
-          });
-        } else summary.skipped += 1;
+        else if (result.state === "failed") fail(`${file} > ${test.fullName}`, result.errors[0]);
+        else summary.skipped += 1;
       }
     }
-    for (const e of unhandled) {
-      summary.failed += 1;
-      summary.failures.push({ what: "unhandled error", error: describeError(e) });
-    }
+    for (const e of unhandled) fail("unhandled error", e);
     writeFileSync(path, JSON.stringify(summary));
   }
 }
